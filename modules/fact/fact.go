@@ -1,0 +1,125 @@
+// Package fact publishes and reads what node modules learned, as small JSON
+// files under /run/gridnode. A module is ready when its fact exists; a person
+// debugging a node reads the same files.
+package fact
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DefaultDir is where facts live on a node.
+const DefaultDir = "/run/gridnode"
+
+// Dir returns the fact folder: $GRIDNODE_RUN when set (tests), else DefaultDir.
+func Dir() string {
+	if d := os.Getenv("GRIDNODE_RUN"); d != "" {
+		return d
+	}
+	return DefaultDir
+}
+
+// Path is the file that holds the fact called name.
+func Path(name string) string { return filepath.Join(Dir(), name+".json") }
+
+// Write publishes v as the fact name, atomically: readers see the old or the
+// new fact, never half of one.
+func Write(name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("fact %s: %w", name, err)
+	}
+	return WriteFile(Path(name), append(b, '\n'), 0o644)
+}
+
+// WriteFile writes data to path through a temporary file and a rename, and
+// syncs both the file and its folder, so a power cut leaves the old content or
+// the new one.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Read decodes the fact name into v. A missing fact is fs.ErrNotExist.
+func Read(name string, v any) error {
+	b, err := os.ReadFile(Path(name))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("fact %s: %w", name, err)
+	}
+	return nil
+}
+
+// Exists says whether the fact name has been published.
+func Exists(name string) bool {
+	_, err := os.Stat(Path(name))
+	return err == nil
+}
+
+// Wait blocks until the fact name exists and decodes it into v (which may be
+// nil), or until ctx is done.
+func Wait(ctx context.Context, name string, v any) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var err error
+		if v == nil {
+			if !Exists(name) {
+				err = fs.ErrNotExist
+			}
+		} else {
+			err = Read(name, v)
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for fact %s: %w", name, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
