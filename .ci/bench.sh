@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# make bench: measures and rewrites the sections of BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$HOME/go/bin:$PATH GOFLAGS=-buildvcs=false
+GRIDNODE_TEST_POSTGRES=$(bash .ci/postgres.sh)
+export GRIDNODE_TEST_POSTGRES
+go test -tags bench -run "${BENCH:-TestBench}" -v -count=1 -timeout 120m ./tests/ 2>&1 | grep -Ev '^(=== RUN|    console: )'

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test: lint, unit tests of every package, and the QEMU integration
+# tests in tests/, with a local PostgreSQL for the registrar's scaled store.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$HOME/go/bin:$PATH GOFLAGS=-buildvcs=false
+
+GRIDNODE_TEST_POSTGRES=$(bash .ci/postgres.sh)
+export GRIDNODE_TEST_POSTGRES
+
+echo "== lint"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt: $unformatted"; exit 1; fi
+go vet ./...
+
+echo "== tests"
+# The integration tests boot QEMU under TCG; give them the time a 2-core CI
+# machine needs, and run packages two at a time.
+go test -p 2 -timeout 40m -count=1 ./... 2>&1 | tee .cache/test.log | grep -Ev '^(=== RUN|=== PAUSE|=== CONT)'
+exit "${PIPESTATUS[0]}"

@@ -1,0 +1,51 @@
+# gridnode: `make run` boots the default image in QEMU against a local
+# registrar; `make test` runs every test, QEMU boots included. Both install
+# what they need first (Debian 12, as root).
+
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+export GOFLAGS := -buildvcs=false
+
+GO        ?= go
+BIN       := bin/gridnode
+SPEC      ?= images/node.yaml
+OUT       ?= out
+PORT      ?= 8080
+VERSION   ?= $(shell awk '/^version:/{print $$2}' images/node.yaml)
+PGURL_FILE := .cache/postgres.url
+
+.PHONY: all deps build image run test unit integration bench release lint clean
+
+all: build
+
+deps:
+	@bash .ci/deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/gridnode
+
+image: build
+	$(BIN) build $(SPEC) -o $(OUT)
+
+# The node boots with the registrar on the host's loopback, which the guest
+# reaches as 10.0.2.2. Ctrl-A X quits QEMU.
+run: deps image
+	@bash .ci/run-local.sh $(BIN) $(OUT) $(PORT)
+
+test: deps build
+	@bash .ci/test.sh
+
+bench: deps build
+	@bash .ci/bench.sh
+
+release: deps build
+	@test -n "$(VERSION)" || (echo "make release VERSION=x"; exit 1)
+	@bash .ci/release.sh $(VERSION)
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	staticcheck ./...
+
+clean:
+	rm -rf bin out dist

@@ -1,0 +1,255 @@
+// Package deb reads Debian binary packages (ar archives holding control and
+// data tarballs) in Go and fetches them with apt-get into a cache folder, so
+// the image builder takes kernels, firmware and boot loaders from Debian
+// without installing them on the build machine.
+package deb
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// Package is an opened .deb file.
+type Package struct {
+	Path    string
+	Name    string
+	Version string
+	Arch    string
+	Depends string
+	SHA256  string
+	Control map[string]string
+}
+
+// Open reads the control fields and checksum of the .deb at path. They are
+// remembered in a PATH.meta.json beside it (keyed by size and mtime), so a
+// warm build does not hash a 70 MB kernel package again.
+func Open(path string) (*Package, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	key := fmt.Sprintf("%d:%d", st.Size(), st.ModTime().UnixNano())
+	metaPath := path + ".meta.json"
+	var meta struct {
+		Key string
+		Pkg Package
+	}
+	if b, err := os.ReadFile(metaPath); err == nil && json.Unmarshal(b, &meta) == nil && meta.Key == key {
+		p := meta.Pkg
+		p.Path = path
+		return &p, nil
+	}
+	p, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	meta.Key, meta.Pkg = key, *p
+	if b, err := json.Marshal(meta); err == nil {
+		os.WriteFile(metaPath, b, 0o644) // a cache: failing to write it costs only time
+	}
+	return p, nil
+}
+
+func open(path string) (*Package, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	p := &Package{Path: path, SHA256: hex.EncodeToString(sum[:])}
+	var control []byte
+	err = members(b, func(name string, r io.Reader) error {
+		if !strings.HasPrefix(name, "control.tar") {
+			return nil
+		}
+		return walkTar(name, r, func(h *tar.Header, r io.Reader) error {
+			if filepath.Clean(h.Name) == "control" {
+				control, err = io.ReadAll(r)
+				return err
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if control == nil {
+		return nil, fmt.Errorf("%s: no control file: not a Debian package", path)
+	}
+	p.Control = parseControl(control)
+	p.Name, p.Version, p.Arch, p.Depends = p.Control["Package"], p.Control["Version"], p.Control["Architecture"], p.Control["Depends"]
+	return p, nil
+}
+
+// Walk calls fn for every entry of the package's data tarball, in archive
+// order. Names are relative ("boot/vmlinuz-…", "lib/modules/…").
+func (p *Package) Walk(fn func(h *tar.Header, r io.Reader) error) error {
+	b, err := os.ReadFile(p.Path)
+	if err != nil {
+		return err
+	}
+	found := false
+	err = members(b, func(name string, r io.Reader) error {
+		if !strings.HasPrefix(name, "data.tar") {
+			return nil
+		}
+		found = true
+		return walkTar(name, r, func(h *tar.Header, r io.Reader) error {
+			h.Name = strings.TrimPrefix(filepath.Clean(h.Name), "./")
+			if h.Name == "." {
+				return nil
+			}
+			return fn(h, r)
+		})
+	})
+	if err == nil && !found {
+		err = errors.New("no data.tar member")
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.Path, err)
+	}
+	return nil
+}
+
+// Extract writes the package's data files into dir (regular files, folders
+// and symlinks; no device nodes), keeping modes.
+func (p *Package) Extract(dir string) error {
+	return p.Walk(func(h *tar.Header, r io.Reader) error {
+		dst := filepath.Join(dir, h.Name)
+		if !strings.HasPrefix(dst, filepath.Clean(dir)+string(os.PathSeparator)) {
+			return fmt.Errorf("entry %q escapes the target folder", h.Name)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			return os.MkdirAll(dst, 0o755)
+		case tar.TypeSymlink:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			os.Remove(dst)
+			return os.Symlink(h.Linkname, dst)
+		case tar.TypeLink:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			os.Remove(dst)
+			return os.Link(filepath.Join(dir, strings.TrimPrefix(filepath.Clean(h.Linkname), "./")), dst)
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, os.FileMode(h.Mode)&0o7777)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, r); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}
+		return nil
+	})
+}
+
+// members iterates over the members of an ar archive.
+func members(b []byte, fn func(name string, r io.Reader) error) error {
+	if !bytes.HasPrefix(b, []byte("!<arch>\n")) {
+		return errors.New("not an ar archive")
+	}
+	off := 8
+	for off+60 <= len(b) {
+		h := b[off : off+60]
+		name := strings.TrimRight(strings.TrimSpace(string(h[0:16])), "/")
+		size, err := strconv.ParseInt(strings.TrimSpace(string(h[48:58])), 10, 64)
+		if err != nil || size < 0 || off+60+int(size) > len(b) {
+			return fmt.Errorf("ar member %q: bad size", name)
+		}
+		data := b[off+60 : off+60+int(size)]
+		if err := fn(name, bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		off += 60 + int(size) + int(size%2)
+	}
+	return nil
+}
+
+func walkTar(name string, r io.Reader, fn func(h *tar.Header, r io.Reader) error) error {
+	var dr io.Reader
+	switch filepath.Ext(name) {
+	case ".xz":
+		x, err := xz.NewReader(bufio.NewReaderSize(r, 1<<20))
+		if err != nil {
+			return err
+		}
+		dr = x
+	case ".zst":
+		z, err := zstd.NewReader(r)
+		if err != nil {
+			return err
+		}
+		defer z.Close()
+		dr = z
+	case ".gz":
+		g, err := gzip.NewReader(r)
+		if err != nil {
+			return err
+		}
+		dr = g
+	case ".tar":
+		dr = r
+	default:
+		return fmt.Errorf("unsupported compression %q", name)
+	}
+	tr := tar.NewReader(dr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(h, tr); err != nil {
+			return err
+		}
+	}
+}
+
+func parseControl(b []byte) map[string]string {
+	m := map[string]string{}
+	var last string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if last != "" {
+				m[last] += "\n" + strings.TrimSpace(line)
+			}
+			continue
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		last = k
+		m[k] = strings.TrimSpace(v)
+	}
+	return m
+}

@@ -1,0 +1,306 @@
+// Package kmod computes which kernel modules an image needs: it indexes a
+// modules tree from the modules' own .modinfo sections (Debian's packages ship
+// no modules.dep; depmod makes it at install time), resolves driver names and
+// groups to the closure of their dependencies, and writes modules.dep,
+// modules.alias and modules.softdep for exactly what it included.
+package kmod
+
+import (
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Module is what a .ko file says of itself.
+type Module struct {
+	Name     string   `json:"name"`
+	Path     string   `json:"path"` // relative to the modules folder
+	Depends  []string `json:"depends,omitempty"`
+	Aliases  []string `json:"aliases,omitempty"`
+	SoftPre  []string `json:"softpre,omitempty"`
+	SoftPost []string `json:"softpost,omitempty"`
+	Firmware []string `json:"firmware,omitempty"`
+}
+
+// Index is every module of one kernel, by name, and the built-in ones.
+type Index struct {
+	Release string             `json:"release"`
+	Modules map[string]*Module `json:"modules"`
+	Builtin map[string]bool    `json:"builtin"`
+}
+
+// Groups are named driver sets a spec may use instead of module names.
+var Groups = map[string][]string{
+	"virtio":  {"virtio_net", "virtio_blk", "virtio_scsi", "virtio_pci", "virtio_console", "virtio_rng"},
+	"storage": {"nvme", "ahci", "sd_mod", "sr_mod", "virtio_scsi", "usb_storage", "uas", "xhci_pci", "ehci_pci"},
+	"nics":    {"e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "r8169", "tg3", "bnxt_en", "mlx5_core", "virtio_net"},
+	// platform: the ACPI power button and the input layer PID 1 reads it through.
+	"platform":    {"button", "evdev"},
+	"filesystems": {"ext4", "vfat", "iso9660", "btrfs", "nls_cp437", "nls_utf8", "nls_ascii"},
+}
+
+// GroupNames lists the groups, sorted, for error messages.
+func GroupNames() []string {
+	var l []string
+	for g := range Groups {
+		l = append(l, g)
+	}
+	sort.Strings(l)
+	return l
+}
+
+// Norm is a module name as the kernel spells it: dashes become underscores.
+func Norm(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// Load reads the index of the modules folder dir, from cacheFile when it is
+// there, else by scanning every .ko and then writing cacheFile.
+func Load(dir, cacheFile string) (*Index, error) {
+	if b, err := os.ReadFile(cacheFile); err == nil {
+		var ix Index
+		if json.Unmarshal(b, &ix) == nil && ix.Release == filepath.Base(dir) {
+			return &ix, nil
+		}
+	}
+	ix, err := Scan(dir)
+	if err != nil {
+		return nil, err
+	}
+	if cacheFile != "" {
+		if b, err := json.Marshal(ix); err == nil {
+			os.MkdirAll(filepath.Dir(cacheFile), 0o755)
+			os.WriteFile(cacheFile, b, 0o644)
+		}
+	}
+	return ix, nil
+}
+
+// Scan indexes the modules folder dir (lib/modules/RELEASE).
+func Scan(dir string) (*Index, error) {
+	ix := &Index{Release: filepath.Base(dir), Modules: map[string]*Module{}, Builtin: map[string]bool{}}
+	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
+		for _, l := range strings.Fields(string(b)) {
+			ix.Builtin[Norm(strings.TrimSuffix(filepath.Base(l), ".ko"))] = true
+		}
+	}
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".ko") {
+			rel, _ := filepath.Rel(dir, p)
+			paths = append(paths, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%s: no .ko modules (compressed modules are not supported yet)", dir)
+	}
+	mods := make([]*Module, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				mods[i], errs[i] = readModinfo(dir, paths[i])
+			}
+		}()
+	}
+	for i := range paths {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for i, m := range mods {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		ix.Modules[m.Name] = m
+	}
+	return ix, nil
+}
+
+func readModinfo(dir, rel string) (*Module, error) {
+	f, err := elf.Open(filepath.Join(dir, rel))
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", rel, err)
+	}
+	defer f.Close()
+	m := &Module{Path: rel, Name: Norm(strings.TrimSuffix(filepath.Base(rel), ".ko"))}
+	s := f.Section(".modinfo")
+	if s == nil {
+		return m, nil
+	}
+	data, err := s.Data()
+	if err != nil {
+		return nil, fmt.Errorf("module %s: .modinfo: %w", rel, err)
+	}
+	for _, kv := range strings.Split(string(data), "\x00") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			m.Name = Norm(v)
+		case "depends":
+			for _, d := range strings.Split(v, ",") {
+				if d != "" {
+					m.Depends = append(m.Depends, Norm(d))
+				}
+			}
+		case "alias":
+			m.Aliases = append(m.Aliases, v)
+		case "firmware":
+			m.Firmware = append(m.Firmware, v)
+		case "softdep":
+			pre, post := parseSoftdep(v)
+			m.SoftPre = append(m.SoftPre, pre...)
+			m.SoftPost = append(m.SoftPost, post...)
+		}
+	}
+	return m, nil
+}
+
+// parseSoftdep parses "pre: a b post: c".
+func parseSoftdep(v string) (pre, post []string) {
+	var cur *[]string
+	for _, f := range strings.Fields(v) {
+		switch f {
+		case "pre:":
+			cur = &pre
+		case "post:":
+			cur = &post
+		default:
+			if cur != nil {
+				*cur = append(*cur, Norm(f))
+			}
+		}
+	}
+	return pre, post
+}
+
+// Expand turns a spec's driver list (module names and group names) into
+// module names. A name that is neither a module of this kernel, a built-in,
+// nor a group is an error naming it.
+func (ix *Index) Expand(drivers []string) (mods []string, builtin []string, err error) {
+	seen := map[string]bool{}
+	var unknown []string
+	var add func(n string, fromGroup bool)
+	add = func(n string, fromGroup bool) {
+		if g, ok := Groups[n]; ok && !fromGroup {
+			for _, m := range g {
+				add(m, true)
+			}
+			return
+		}
+		n = Norm(n)
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		switch {
+		case ix.Modules[n] != nil:
+			mods = append(mods, n)
+		case ix.byAlias(n) != "":
+			// Filesystems are known by their mount type: iso9660 is isofs.
+			mods = append(mods, ix.byAlias(n))
+		case ix.Builtin[n]:
+			builtin = append(builtin, n)
+		default:
+			unknown = append(unknown, n)
+		}
+	}
+	for _, d := range drivers {
+		add(d, false)
+	}
+	if len(unknown) > 0 {
+		return nil, nil, fmt.Errorf("drivers %s: not modules of kernel %s (nor built in, nor a group: %s)", strings.Join(unknown, ", "), ix.Release, strings.Join(GroupNames(), ", "))
+	}
+	return mods, builtin, nil
+}
+
+// byAlias finds the module that declares n, or "fs-"+n, as a literal alias.
+func (ix *Index) byAlias(n string) string {
+	for _, m := range ix.Modules {
+		for _, a := range m.Aliases {
+			if a == n || a == "fs-"+n {
+				return m.Name
+			}
+		}
+	}
+	return ""
+}
+
+// Closure adds every dependency and soft dependency of names, sorted.
+func (ix *Index) Closure(names []string) []string {
+	in := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		m := ix.Modules[n]
+		if m == nil || in[n] {
+			return
+		}
+		in[n] = true
+		for _, d := range m.Depends {
+			visit(d)
+		}
+		for _, d := range append(append([]string{}, m.SoftPre...), m.SoftPost...) {
+			visit(d)
+		}
+	}
+	for _, n := range names {
+		visit(n)
+	}
+	out := make([]string, 0, len(in))
+	for n := range in {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Tables returns modules.dep, modules.alias and modules.softdep for the
+// modules named (which must be closed under dependencies), in the formats
+// depmod writes and modprobe and u-root's kmodule read.
+func (ix *Index) Tables(names []string) (dep, alias, softdep []byte) {
+	var d, a, s strings.Builder
+	for _, n := range names {
+		m := ix.Modules[n]
+		var deps []string
+		for _, x := range ix.Closure(m.Depends) {
+			deps = append(deps, ix.Modules[x].Path)
+		}
+		fmt.Fprintf(&d, "%s:", m.Path)
+		for _, p := range deps {
+			fmt.Fprintf(&d, " %s", p)
+		}
+		d.WriteString("\n")
+		for _, al := range m.Aliases {
+			fmt.Fprintf(&a, "alias %s %s\n", al, n)
+		}
+		if len(m.SoftPre)+len(m.SoftPost) > 0 {
+			fmt.Fprintf(&s, "softdep %s", n)
+			if len(m.SoftPre) > 0 {
+				fmt.Fprintf(&s, " pre: %s", strings.Join(m.SoftPre, " "))
+			}
+			if len(m.SoftPost) > 0 {
+				fmt.Fprintf(&s, " post: %s", strings.Join(m.SoftPost, " "))
+			}
+			s.WriteString("\n")
+		}
+	}
+	return []byte(d.String()), []byte(a.String()), []byte(s.String())
+}

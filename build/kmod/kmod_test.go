@@ -1,0 +1,78 @@
+package kmod
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func testIndex() *Index {
+	return &Index{
+		Release: "6.1.0-test",
+		Builtin: map[string]bool{"virtio_ring": true},
+		Modules: map[string]*Module{
+			"virtio_net":   {Name: "virtio_net", Path: "kernel/drivers/net/virtio_net.ko", Depends: []string{"net_failover"}, Aliases: []string{"virtio:d00000001v*"}},
+			"net_failover": {Name: "net_failover", Path: "kernel/drivers/net/net_failover.ko", Depends: []string{"failover"}},
+			"failover":     {Name: "failover", Path: "kernel/net/core/failover.ko"},
+			"ext4":         {Name: "ext4", Path: "kernel/fs/ext4/ext4.ko", Depends: []string{"mbcache"}, SoftPre: []string{"crc32c"}, Aliases: []string{"fs-ext4"}},
+			"mbcache":      {Name: "mbcache", Path: "kernel/fs/mbcache.ko"},
+			"crc32c":       {Name: "crc32c", Path: "kernel/crypto/crc32c.ko"},
+			"isofs":        {Name: "isofs", Path: "kernel/fs/isofs/isofs.ko", Aliases: []string{"iso9660", "fs-iso9660"}},
+			"usb_storage":  {Name: "usb_storage", Path: "kernel/drivers/usb/storage/usb-storage.ko", Firmware: []string{"x.bin"}},
+		},
+	}
+}
+
+func TestExpandAndClosure(t *testing.T) {
+	ix := testIndex()
+	mods, builtin, err := ix.Expand([]string{"virtio-net", "usb-storage", "iso9660", "ext4", "virtio-ring"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"virtio_net", "usb_storage", "isofs", "ext4"}; !reflect.DeepEqual(mods, want) {
+		t.Errorf("Expand = %v, want %v", mods, want)
+	}
+	if !reflect.DeepEqual(builtin, []string{"virtio_ring"}) {
+		t.Errorf("builtin = %v", builtin)
+	}
+	got := ix.Closure(mods)
+	want := []string{"crc32c", "ext4", "failover", "isofs", "mbcache", "net_failover", "usb_storage", "virtio_net"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Closure = %v, want %v", got, want)
+	}
+}
+
+func TestExpandUnknownNamesAll(t *testing.T) {
+	_, _, err := testIndex().Expand([]string{"virtio_net", "nosuch", "alsono"})
+	if err == nil || !strings.Contains(err.Error(), "nosuch, alsono") || !strings.Contains(err.Error(), "6.1.0-test") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestTables(t *testing.T) {
+	ix := testIndex()
+	mods := ix.Closure([]string{"virtio_net", "ext4"})
+	dep, alias, softdep := ix.Tables(mods)
+	for _, want := range []string{
+		"kernel/drivers/net/virtio_net.ko: kernel/net/core/failover.ko kernel/drivers/net/net_failover.ko\n",
+		"kernel/fs/ext4/ext4.ko: kernel/fs/mbcache.ko\n",
+		"kernel/net/core/failover.ko:\n",
+	} {
+		if !strings.Contains(string(dep), want) {
+			t.Errorf("modules.dep lacks %q:\n%s", want, dep)
+		}
+	}
+	if !strings.Contains(string(alias), "alias virtio:d00000001v* virtio_net\n") || strings.Contains(string(alias), "isofs") {
+		t.Errorf("modules.alias:\n%s", alias)
+	}
+	if string(softdep) != "softdep ext4 pre: crc32c\n" {
+		t.Errorf("modules.softdep = %q", softdep)
+	}
+}
+
+func TestParseSoftdep(t *testing.T) {
+	pre, post := parseSoftdep("pre: crc32c aes-x post: y")
+	if !reflect.DeepEqual(pre, []string{"crc32c", "aes_x"}) || !reflect.DeepEqual(post, []string{"y"}) {
+		t.Errorf("pre %v post %v", pre, post)
+	}
+}

@@ -1,0 +1,280 @@
+package mediaconf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/gridnode/gridnode/build/fat"
+	"github.com/gridnode/gridnode/build/media"
+	"github.com/gridnode/gridnode/init/config"
+)
+
+// Copy is one gridnode.conf inside an image.
+type Copy struct {
+	// Where says which file system holds it, for messages.
+	Where string
+	// Off and Size locate the content (ISO 9660 extents are contiguous).
+	Off, Size int64
+	fat       *fat.Found // set for FAT copies
+}
+
+// Find lists the copies of gridnode.conf in the image r: at the root of an
+// ISO 9660 file system at offset 0, and at the root of FAT file systems at
+// offset 0 or in MBR or GPT partitions. FAT copies come first: they are the
+// ones farmers edit.
+func Find(r io.ReaderAt) ([]Copy, error) {
+	var out []Copy
+	starts, err := partitions(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range append([]int64{0}, starts...) {
+		f, err := fat.Lookup(r, s, media.ConfigName)
+		if err != nil {
+			continue
+		}
+		where := "FAT file system"
+		if s != 0 {
+			where = fmt.Sprintf("FAT partition at byte %d", s)
+		}
+		out = append(out, Copy{Where: where, Off: f.Clusters[0].Off, Size: f.Size, fat: &f})
+	}
+	if c, ok, err := findISO(r); err != nil {
+		return nil, err
+	} else if ok {
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// partitions returns the byte offsets of MBR and GPT partitions.
+func partitions(r io.ReaderAt) ([]int64, error) {
+	mbr := make([]byte, 512)
+	if _, err := r.ReadAt(mbr, 0); err != nil {
+		return nil, fmt.Errorf("reading the partition table: %w", err)
+	}
+	if mbr[510] != 0x55 || mbr[511] != 0xAA {
+		return nil, nil
+	}
+	var out []int64
+	gpt := false
+	for i := 0; i < 4; i++ {
+		e := mbr[446+16*i:]
+		start := int64(binary.LittleEndian.Uint32(e[8:]))
+		switch {
+		case e[4] == 0xEE:
+			gpt = true
+		case e[4] != 0 && start != 0:
+			out = append(out, start*512)
+		}
+	}
+	if !gpt {
+		return out, nil
+	}
+	h := make([]byte, 92)
+	if _, err := r.ReadAt(h, 512); err != nil || string(h[:8]) != "EFI PART" {
+		return out, nil
+	}
+	lba := int64(binary.LittleEndian.Uint64(h[72:]))
+	n := int64(binary.LittleEndian.Uint32(h[80:]))
+	size := int64(binary.LittleEndian.Uint32(h[84:]))
+	if n > 1024 || size < 128 || size > 4096 {
+		return out, nil
+	}
+	ents := make([]byte, n*size)
+	if _, err := r.ReadAt(ents, lba*512); err != nil {
+		return nil, fmt.Errorf("reading GPT entries: %w", err)
+	}
+	for i := int64(0); i < n; i++ {
+		e := ents[i*size:]
+		if bytes.Equal(e[:16], make([]byte, 16)) {
+			continue
+		}
+		out = append(out, int64(binary.LittleEndian.Uint64(e[32:]))*512)
+	}
+	return out, nil
+}
+
+func findISO(r io.ReaderAt) (Copy, bool, error) {
+	pvd := make([]byte, 2048)
+	if _, err := r.ReadAt(pvd, 16*2048); err != nil || pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
+		return Copy{}, false, nil
+	}
+	root := pvd[156:]
+	lba := int64(binary.LittleEndian.Uint32(root[2:]))
+	size := int64(binary.LittleEndian.Uint32(root[10:]))
+	if size > 1<<20 {
+		return Copy{}, false, fmt.Errorf("ISO 9660 root directory of %d bytes: not a gridnode image?", size)
+	}
+	dir := make([]byte, size)
+	if _, err := r.ReadAt(dir, lba*2048); err != nil {
+		return Copy{}, false, fmt.Errorf("reading the ISO 9660 root directory: %w", err)
+	}
+	for i := 0; i < len(dir); {
+		n := int(dir[i])
+		if n == 0 { // rest of the block is padding
+			i = (i/2048 + 1) * 2048
+			continue
+		}
+		if i+n > len(dir) || n < 34 {
+			break
+		}
+		rec := dir[i : i+n]
+		if 33+int(rec[32]) > n {
+			break // not a directory record: not an image of ours
+		}
+		id := string(rec[33 : 33+int(rec[32])])
+		id, _, _ = strings.Cut(id, ";")
+		if strings.EqualFold(strings.TrimSuffix(id, "."), media.ConfigName) && rec[25]&2 == 0 {
+			return Copy{
+				Where: "ISO 9660 file system",
+				Off:   int64(binary.LittleEndian.Uint32(rec[2:])) * 2048,
+				Size:  int64(binary.LittleEndian.Uint32(rec[10:])),
+			}, true, nil
+		}
+		i += n
+	}
+	return Copy{}, false, nil
+}
+
+// Read returns the configuration text of the image at path (the first copy
+// Find lists), without its padding.
+func Read(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	copies, err := Find(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(copies) == 0 {
+		return nil, fmt.Errorf("%s: %w found (not a gridnode ISO or USB image?)", path, ErrNoConfig)
+	}
+	return readCopy(f, copies[0])
+}
+
+func readCopy(r io.ReaderAt, c Copy) ([]byte, error) {
+	b := make([]byte, c.Size)
+	if c.fat != nil {
+		rest := b
+		for _, cl := range c.fat.Clusters {
+			n := min(int64(len(rest)), cl.Len)
+			if _, err := r.ReadAt(rest[:n], cl.Off); err != nil {
+				return nil, err
+			}
+			rest = rest[n:]
+		}
+		return Strip(b), nil
+	}
+	if _, err := r.ReadAt(b, c.Off); err != nil {
+		return nil, err
+	}
+	return Strip(b), nil
+}
+
+// Edit applies key=value settings to a gridnode.conf text: a key's line is
+// replaced (later duplicates dropped), a new key is appended. The result
+// must pass config.ApplyKV.
+func Edit(text []byte, kvs []string) ([]byte, error) {
+	var lines []string
+	if s := strings.TrimRight(string(text), "\n"); s != "" {
+		lines = strings.Split(s, "\n")
+	}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not key=value", kv)
+		}
+		k = strings.TrimPrefix(strings.TrimSpace(k), "gridnode.")
+		v = strings.TrimSpace(v)
+		var probe config.Node
+		if err := config.Set(&probe, k, v); err != nil {
+			return nil, err
+		}
+		line := k + "=" + v
+		done := false
+		var out []string
+		for _, l := range lines {
+			lk, _, ok := strings.Cut(strings.TrimSpace(l), "=")
+			if ok && !strings.HasPrefix(strings.TrimSpace(l), "#") && strings.TrimPrefix(strings.TrimSpace(lk), "gridnode.") == k {
+				if !done {
+					out = append(out, line)
+					done = true
+				}
+				continue
+			}
+			out = append(out, l)
+		}
+		if !done {
+			out = append(out, line)
+		}
+		lines = out
+	}
+	result := []byte(strings.Join(lines, "\n") + "\n")
+	n := config.Default()
+	if err := config.ApplyKV(&n, media.ConfigName, string(result)); err != nil {
+		return nil, err
+	}
+	return result, nil
+}
+
+// Set applies key=value settings to every copy of gridnode.conf in the image
+// at path, in place: nothing else in the image changes. It returns the new
+// text. The base is the first copy Find lists; all copies get the result.
+func Set(path string, kvs []string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	copies, err := Find(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(copies) == 0 {
+		return nil, fmt.Errorf("%s: %w found (not a gridnode ISO or USB image?)", path, ErrNoConfig)
+	}
+	old, err := readCopy(f, copies[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", path, media.ConfigName, err)
+	}
+	text, err := Edit(old, kvs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// Prepare every copy before writing any, so a failure changes nothing.
+	padded := make([][]byte, len(copies))
+	for i, c := range copies {
+		size := c.Size
+		if c.fat != nil && int64(len(text)) > size {
+			size = c.fat.Capacity() // FAT: the file may grow into its clusters
+		}
+		if padded[i], err = Pad(text, int(size)); err != nil {
+			return nil, fmt.Errorf("%s: %s in the %s: %w", path, media.ConfigName, c.Where, err)
+		}
+	}
+	for i, c := range copies {
+		if c.fat != nil {
+			err = fat.WriteContent(f, *c.fat, padded[i])
+		} else {
+			_, err = f.WriteAt(padded[i], c.Off)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: writing %s in the %s: %w", path, media.ConfigName, c.Where, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return text, nil
+}
+
+// ErrNoConfig is returned when an image holds no gridnode.conf.
+var ErrNoConfig = errors.New("no " + media.ConfigName)

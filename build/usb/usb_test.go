@@ -1,0 +1,98 @@
+package usb_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/gridnode/gridnode/build/internal/boottest"
+	"github.com/gridnode/gridnode/build/mediaconf"
+	"github.com/gridnode/gridnode/build/usb"
+	"github.com/gridnode/gridnode/qemu"
+)
+
+func write(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "gridnode.img")
+	if err := usb.Write(boottest.Input(t), p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestReproducible(t *testing.T) {
+	a, _ := os.ReadFile(write(t))
+	b, _ := os.ReadFile(write(t))
+	if sha256.Sum256(a) != sha256.Sum256(b) {
+		t.Fatal("two writes with the same inputs differ")
+	}
+}
+
+// TestLayout checks the GPT and the ESP with the tools that are installed.
+func TestLayout(t *testing.T) {
+	in := boottest.Input(t)
+	p := write(t)
+	img, _ := os.ReadFile(p)
+	if string(img[512:520]) != "EFI PART" {
+		t.Fatal("no GPT header at LBA 1")
+	}
+	if img[446+4] != 0xEE {
+		t.Fatalf("protective MBR partition type %#x, want 0xEE", img[446+4])
+	}
+	ent := img[1024:]
+	basicData := []byte{0xA2, 0xA0, 0xD0, 0xEB, 0xE5, 0xB9, 0x33, 0x44, 0x87, 0xC0, 0x68, 0xB6, 0xB7, 0x26, 0x99, 0xC7}
+	if !bytes.Equal(ent[:16], basicData) {
+		t.Errorf("partition type %x, want Microsoft basic data", ent[:16])
+	}
+	first := int64(binary.LittleEndian.Uint64(ent[32:]))
+	last := int64(binary.LittleEndian.Uint64(ent[40:]))
+	esp := img[first*512 : (last+1)*512]
+	if string(img[len(img)-512:len(img)-504]) != "EFI PART" {
+		t.Fatal("no backup GPT header at the last LBA")
+	}
+	if x, err := exec.LookPath("xorriso"); err == nil {
+		out, err := exec.Command(x, "-indev", p, "-report_system_area", "plain").CombinedOutput()
+		if err != nil {
+			t.Fatalf("xorriso: %v\n%s", err, out)
+		}
+		for _, want := range []string{"GPT", "isohybrid"} {
+			if !bytes.Contains(out, []byte(want)) {
+				t.Errorf("xorriso report lacks %q:\n%s", want, out)
+			}
+		}
+	}
+	espPath := filepath.Join(t.TempDir(), "esp.img")
+	os.WriteFile(espPath, esp, 0o644)
+	if fsck, err := exec.LookPath("fsck.vfat"); err == nil {
+		if out, err := exec.Command(fsck, "-n", espPath).CombinedOutput(); err != nil {
+			t.Errorf("fsck.vfat -n on the ESP: %v\n%s", err, out)
+		}
+	}
+	if mtype, err := exec.LookPath("mtype"); err == nil {
+		out, err := exec.Command(mtype, "-i", espPath, "::gridnode.conf").Output()
+		if err != nil || !bytes.Equal(mediaconf.Strip(out), in.Config) {
+			t.Errorf("gridnode.conf on the ESP = %q (%v), want %q", out, err, in.Config)
+		}
+		if out, err := exec.Command("mdir", "-i", espPath, "::EFI/BOOT").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("BOOTX64")) {
+			t.Errorf("mdir EFI/BOOT: %v\n%s", err, out)
+		}
+	}
+	if blkid, err := exec.LookPath("blkid"); err == nil {
+		out, _ := exec.Command(blkid, "-p", "-o", "export", espPath).Output()
+		if !bytes.Contains(out, []byte("LABEL=GRIDNODE\n")) {
+			t.Errorf("blkid: ESP label is not GRIDNODE:\n%s", out)
+		}
+	}
+}
+
+func TestBootBIOS(t *testing.T) {
+	boottest.Boot(t, qemu.Options{Boot: qemu.USBBoot(write(t)), Firmware: qemu.BIOS}, "gridnode.boot=usb")
+}
+
+func TestBootUEFI(t *testing.T) {
+	boottest.Boot(t, qemu.Options{Boot: qemu.USBBoot(write(t)), Firmware: qemu.UEFI}, "gridnode.boot=usb")
+}

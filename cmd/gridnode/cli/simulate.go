@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/gridnode/gridnode/grid/farm"
+	"github.com/gridnode/gridnode/grid/simulate"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newSimulateCmd) }
+
+func newSimulateCmd() *cobra.Command {
+	var cfg simulate.Config
+	var registrar string
+	var asJSON bool
+	var cpuProfile string
+	cmd := &cobra.Command{
+		Use:   "simulate --nodes N --registrar URL",
+		Short: "Run N virtual nodes against a registrar and measure it",
+		Long: `Run N virtual nodes in one process against a registrar, doing what real nodes
+do: account, node registration, uptime reports.
+
+storm (default): every node registers at once, bounded by --concurrency, as after
+a regional power cut; each then reports its uptime once.
+steady: the nodes register first (found again when they exist), then send uptime
+reports at --rate per second (default: nodes / --uptime-interval) for --duration.
+
+Keys derive from --seed and the node's index, so --start-index runs a large
+simulation in chunks. --json prints one machine-readable line at the end.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg.Registrar = farm.ResolveRegistrar(registrar)
+			if !asJSON {
+				cfg.Progress = c.ErrOrStderr()
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			res, err := simulate.Run(ctx, cfg)
+			if res != nil {
+				if asJSON {
+					if werr := res.WriteJSON(c.OutOrStdout()); werr != nil {
+						return werr
+					}
+				} else if werr := res.WriteText(c.OutOrStdout()); werr != nil {
+					return werr
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Nodes, "nodes", 1000, "number of virtual nodes")
+	f.StringVar(&registrar, "registrar", farm.DefaultRegistrar, "registrar URL or network name")
+	f.StringVar(&cfg.Mode, "mode", simulate.Storm, "storm or steady")
+	f.IntVar(&cfg.Concurrency, "concurrency", 256, "workers and HTTP connections")
+	f.DurationVar(&cfg.Duration, "duration", 0, "storm: stop starting nodes after this; steady: length of the reporting phase (default 1m)")
+	f.DurationVar(&cfg.UptimeInterval, "uptime-interval", 40*time.Minute, "steady: how often each node reports (sets the rate)")
+	f.Float64Var(&cfg.Rate, "rate", 0, "steady: uptime reports per second (overrides --uptime-interval)")
+	f.IntVar(&cfg.StartIndex, "start-index", 0, "index of the first node (resume a large run in chunks)")
+	f.StringVar(&cfg.Seed, "seed", "gridnode-simulate", "seed the node keys derive from")
+	f.StringVar(&cfg.FarmName, "farm-name", "simulated", "farm the nodes join (created when missing)")
+	f.BoolVar(&cfg.AssumeNew, "assume-new", false, "skip the lookups of a rebooting node: create at once, look up on 409")
+	f.IntVar(&cfg.Retries, "retries", 3, "retries of a request that failed with a network error, 429 or 5xx")
+	f.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "timeout of one request")
+	f.BoolVar(&asJSON, "json", false, "print the result as one JSON line")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write the simulator's CPU profile to this file (go tool pprof)")
+	return cmd
+}

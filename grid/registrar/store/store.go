@@ -1,0 +1,125 @@
+// Package store defines what the grid registrar keeps and how it asks for it:
+// the Store interface, implemented over SQLite (package store/sqlite) and
+// PostgreSQL (package store/postgres), both by the shared SQL code in
+// store/sqldb, and checked by one conformance suite (store/storetest).
+//
+// The store knows nothing about HTTP, signatures or clocks beyond the times it
+// is handed: the server validates and authenticates, the store keeps records
+// consistent (every write is one transaction) and answers lists with
+// paginated, indexed queries and totals with SQL aggregates.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gridnode/gridnode/grid/api"
+)
+
+// Errors a Store returns, wrapped; test with errors.Is.
+var (
+	// ErrNotFound: the record asked for does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique key (account key, farm name, a twin's node) is taken.
+	ErrConflict = errors.New("already exists")
+	// ErrNoFarm: a node names a farm that does not exist.
+	ErrNoFarm = errors.New("farm does not exist")
+)
+
+// FarmFilter selects farms; zero fields select all.
+type FarmFilter struct {
+	FarmName string
+	FarmID   uint64
+	TwinID   uint64
+	Limit    int // 0: no limit
+	Offset   int
+}
+
+// NodeFilter selects nodes; zero fields select all.
+type NodeFilter struct {
+	NodeID uint64
+	FarmID uint64
+	TwinID uint64
+	// Online, when set, keeps nodes seen since OnlineSince (true) or not
+	// (false, including never seen).
+	Online      *bool
+	OnlineSince time.Time
+	// SeenSince, when not zero, keeps nodes seen at or after it.
+	SeenSince time.Time
+	Limit     int // 0: no limit
+	Offset    int
+}
+
+// Uptime is one accepted uptime report.
+type Uptime struct {
+	NodeID uint64
+	Uptime uint64    // seconds since the node booted
+	At     time.Time // becomes the node's last_seen
+}
+
+// Stats are the grid's totals, computed with aggregates.
+type Stats struct {
+	Accounts int64
+	Farms    int64
+	Nodes    int64
+	Online   int64 // nodes seen since the OnlineSince given to Stats
+	Capacity api.Resources
+}
+
+// Sample is one point of the nodes-online time series.
+type Sample struct {
+	At     time.Time
+	Online int64
+	Total  int64
+}
+
+// SampleRetention is how long the nodes-online series is kept.
+const SampleRetention = 30 * 24 * time.Hour
+
+// Store keeps accounts, farms, nodes and settings. It is safe for concurrent
+// use. Returned records have Online false: whether a node is online depends
+// on the caller's clock, which the server applies.
+type Store interface {
+	// CreateAccount stores a; its TwinID is assigned and returned.
+	// ErrConflict when the public key has an account.
+	CreateAccount(ctx context.Context, a api.Account) (uint64, error)
+	Account(ctx context.Context, twin uint64) (api.Account, error)
+	AccountByKey(ctx context.Context, publicKey string) (api.Account, error)
+	UpdateAccount(ctx context.Context, twin uint64, u api.UpdateAccount, now time.Time) error
+
+	// CreateFarm stores f and returns its id. ErrConflict on a taken name.
+	CreateFarm(ctx context.Context, f api.Farm) (uint64, error)
+	Farm(ctx context.Context, id uint64) (api.Farm, error)
+	Farms(ctx context.Context, f FarmFilter) ([]api.Farm, error)
+	UpdateFarm(ctx context.Context, id uint64, u api.UpdateFarm, now time.Time) error
+
+	// CreateNode stores n (approved false, never seen) and returns its id.
+	// ErrConflict when the twin has a node, ErrNoFarm for an unknown farm.
+	CreateNode(ctx context.Context, n api.Node) (uint64, error)
+	Node(ctx context.Context, id uint64) (api.Node, error)
+	// NodeTwin returns the twin owning node id, for authorisation.
+	NodeTwin(ctx context.Context, id uint64) (uint64, error)
+	Nodes(ctx context.Context, f NodeFilter) ([]api.Node, error)
+	// UpdateNode replaces what a node reports; a change of farm resets
+	// approved. ErrNoFarm for an unknown farm.
+	UpdateNode(ctx context.Context, id uint64, u api.UpdateNode, now time.Time) error
+	// ApproveNode sets approved (gridnode extension).
+	ApproveNode(ctx context.Context, id uint64, now time.Time) error
+	// ReportUptime records many reports in one transaction; reports for
+	// unknown nodes are ignored (the server has checked ownership).
+	ReportUptime(ctx context.Context, reports []Uptime) error
+
+	// ZOSVersion returns the stored version document (ErrNotFound if unset).
+	ZOSVersion(ctx context.Context) (string, error)
+	SetZOSVersion(ctx context.Context, v string) error
+
+	Stats(ctx context.Context, onlineSince time.Time) (Stats, error)
+	// AddSample records s and forgets samples older than SampleRetention
+	// before it, so the series stays small.
+	AddSample(ctx context.Context, s Sample) error
+	// Samples returns the samples taken at or after since, oldest first.
+	Samples(ctx context.Context, since time.Time) ([]Sample, error)
+
+	Close() error
+}

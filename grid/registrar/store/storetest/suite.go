@@ -1,0 +1,181 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gridnode/gridnode/grid/api"
+	"github.com/gridnode/gridnode/grid/registrar/store"
+)
+
+// Run is the conformance suite: every store must pass it.
+func Run(t *testing.T, open func(t testing.TB) store.Store) {
+	ctx := context.Background()
+	st := open(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+
+	// Accounts.
+	t1, err := st.CreateAccount(ctx, api.Account{PublicKey: "key1", Relays: []string{"r1"}, RMBEncKey: "enc", CreatedAt: now, UpdatedAt: now})
+	if err != nil || t1 == 0 {
+		t.Fatalf("CreateAccount: %d, %v", t1, err)
+	}
+	if _, err := st.CreateAccount(ctx, api.Account{PublicKey: "key1", CreatedAt: now, UpdatedAt: now}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate key: got %v, want ErrConflict", err)
+	}
+	t2, _ := st.CreateAccount(ctx, api.Account{PublicKey: "key2", CreatedAt: now, UpdatedAt: now})
+	a, err := st.AccountByKey(ctx, "key1")
+	if err != nil || a.TwinID != t1 || a.RMBEncKey != "enc" || len(a.Relays) != 1 || !a.CreatedAt.Equal(now) {
+		t.Fatalf("AccountByKey = %+v, %v", a, err)
+	}
+	if a, err := st.Account(ctx, t2); err != nil || a.PublicKey != "key2" || a.Relays == nil {
+		t.Fatalf("Account(t2) = %+v, %v (relays must be [] not null)", a, err)
+	}
+	if _, err := st.Account(ctx, 999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Account(999): %v, want ErrNotFound", err)
+	}
+	if err := st.UpdateAccount(ctx, t1, api.UpdateAccount{Relays: []string{"a", "b"}, RMBEncKey: "x"}, now); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := st.Account(ctx, t1); len(a.Relays) != 2 || a.RMBEncKey != "x" {
+		t.Fatalf("after UpdateAccount: %+v", a)
+	}
+	if err := st.UpdateAccount(ctx, 999, api.UpdateAccount{}, now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateAccount(999): %v", err)
+	}
+
+	// Farms.
+	f1, err := st.CreateFarm(ctx, api.Farm{FarmName: "farmone", TwinID: t1, StellarAddress: "G1", Dedicated: true, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateFarm(ctx, api.Farm{FarmName: "farmone", TwinID: t2, CreatedAt: now, UpdatedAt: now}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate farm name: %v", err)
+	}
+	f2, _ := st.CreateFarm(ctx, api.Farm{FarmName: "farmtwo", TwinID: t2, CreatedAt: now, UpdatedAt: now})
+	if f, err := st.Farm(ctx, f1); err != nil || f.FarmName != "farmone" || !f.Dedicated || f.TwinID != t1 {
+		t.Fatalf("Farm = %+v, %v", f, err)
+	}
+	if fs, _ := st.Farms(ctx, store.FarmFilter{TwinID: t2}); len(fs) != 1 || fs[0].FarmID != f2 {
+		t.Fatalf("Farms(twin t2) = %+v", fs)
+	}
+	if fs, _ := st.Farms(ctx, store.FarmFilter{FarmName: "farmone"}); len(fs) != 1 || fs[0].FarmID != f1 {
+		t.Fatalf("Farms(name) = %+v", fs)
+	}
+	if fs, _ := st.Farms(ctx, store.FarmFilter{Limit: 1, Offset: 1}); len(fs) != 1 || fs[0].FarmID != f2 {
+		t.Fatalf("Farms(page 2 of size 1) = %+v", fs)
+	}
+	if err := st.UpdateFarm(ctx, f2, api.UpdateFarm{FarmName: "farmone", StellarAddress: "G"}, now); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("renaming to a taken name: %v", err)
+	}
+
+	// Nodes.
+	n := api.Node{FarmID: f1, TwinID: t1, Location: api.Location{Country: "BE", City: "Gent", Longitude: "3.7", Latitude: "51"},
+		Resources: api.Resources{CRU: 4, MRU: 8 << 30, SRU: 1 << 40, HRU: 2 << 40}, SerialNumber: "S1",
+		Interfaces: []api.Interface{{Name: "eth0", Mac: "00:11", IPs: api.IPs{"10.0.0.2/24"}}}, CreatedAt: now, UpdatedAt: now}
+	n1, err := st.CreateNode(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateNode(ctx, n); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second node for a twin: %v", err)
+	}
+	bad := n
+	bad.TwinID, bad.FarmID = t2, 999
+	if _, err := st.CreateNode(ctx, bad); !errors.Is(err, store.ErrNoFarm) {
+		t.Fatalf("node on unknown farm: %v", err)
+	}
+	n.TwinID, n.FarmID = t2, f2
+	n2, err := st.CreateNode(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Node(ctx, n1)
+	if err != nil || got.Resources.MRU != 8<<30 || got.Location.City != "Gent" || len(got.Interfaces) != 1 || got.Interfaces[0].IPs[0] != "10.0.0.2/24" || got.LastSeen != nil || got.Approved {
+		t.Fatalf("Node = %+v, %v", got, err)
+	}
+	if tw, err := st.NodeTwin(ctx, n2); err != nil || tw != t2 {
+		t.Fatalf("NodeTwin = %d, %v", tw, err)
+	}
+	if _, err := st.Node(ctx, 999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Node(999): %v", err)
+	}
+	if err := st.ApproveNode(ctx, n1, now); err != nil {
+		t.Fatal(err)
+	}
+	up := api.UpdateNode{FarmID: f1, Resources: api.Resources{CRU: 8}, SerialNumber: "S1", Interfaces: n.Interfaces}
+	if err := st.UpdateNode(ctx, n1, up, now); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Node(ctx, n1); !got.Approved || got.Resources.CRU != 8 {
+		t.Fatalf("same farm must keep approved: %+v", got)
+	}
+	up.FarmID = f2
+	if err := st.UpdateNode(ctx, n1, up, now); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Node(ctx, n1); got.Approved || got.FarmID != f2 {
+		t.Fatalf("farm change must reset approved: %+v", got)
+	}
+	up.FarmID = 999
+	if err := st.UpdateNode(ctx, n1, up, now); !errors.Is(err, store.ErrNoFarm) {
+		t.Fatalf("update to unknown farm: %v", err)
+	}
+
+	// Uptime and online filters.
+	old := now.Add(-2 * time.Hour)
+	if err := st.ReportUptime(ctx, []store.Uptime{{NodeID: n1, Uptime: 10, At: now}, {NodeID: n2, Uptime: 5, At: old}, {NodeID: 999, At: now}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Node(ctx, n1); got.LastSeen == nil || !got.LastSeen.Equal(now) {
+		t.Fatalf("last_seen after uptime = %v, want %v", got.LastSeen, now)
+	}
+	yes, no := true, false
+	since := now.Add(-api.OnlineWindow)
+	if ns, _ := st.Nodes(ctx, store.NodeFilter{Online: &yes, OnlineSince: since}); len(ns) != 1 || ns[0].NodeID != n1 {
+		t.Fatalf("online nodes = %+v", ns)
+	}
+	if ns, _ := st.Nodes(ctx, store.NodeFilter{Online: &no, OnlineSince: since}); len(ns) != 1 || ns[0].NodeID != n2 {
+		t.Fatalf("offline nodes = %+v", ns)
+	}
+	if ns, _ := st.Nodes(ctx, store.NodeFilter{SeenSince: now.Add(-3 * time.Hour)}); len(ns) != 2 {
+		t.Fatalf("seen in 3 h = %d nodes, want 2", len(ns))
+	}
+	if ns, _ := st.Nodes(ctx, store.NodeFilter{TwinID: t2}); len(ns) != 1 || ns[0].NodeID != n2 {
+		t.Fatalf("nodes of twin t2 = %+v", ns)
+	}
+	if ns, _ := st.Nodes(ctx, store.NodeFilter{FarmID: f2, Limit: 1, Offset: 1}); len(ns) != 1 || ns[0].NodeID != n2 {
+		t.Fatalf("page 2 of farm f2 = %+v", ns)
+	}
+	// An older report does not move last_seen back.
+	st.ReportUptime(ctx, []store.Uptime{{NodeID: n1, At: old}})
+	if got, _ := st.Node(ctx, n1); !got.LastSeen.Equal(now) {
+		t.Fatalf("older report moved last_seen to %v", got.LastSeen)
+	}
+
+	// Stats and samples.
+	s, err := st.Stats(ctx, since)
+	if err != nil || s.Nodes != 2 || s.Online != 1 || s.Farms != 2 || s.Accounts != 2 || s.Capacity.CRU != 12 {
+		t.Fatalf("Stats = %+v, %v", s, err)
+	}
+	for i := range 3 {
+		if err := st.AddSample(ctx, store.Sample{At: now.Add(time.Duration(i-2) * time.Minute), Online: int64(i), Total: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.AddSample(ctx, store.Sample{At: now, Online: 7, Total: 2}) // replaces
+	if ss, _ := st.Samples(ctx, now.Add(-90*time.Second)); len(ss) != 2 || ss[1].Online != 7 {
+		t.Fatalf("Samples = %+v", ss)
+	}
+
+	// Settings.
+	if _, err := st.ZOSVersion(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unset version: %v", err)
+	}
+	st.SetZOSVersion(ctx, "v1")
+	st.SetZOSVersion(ctx, "v2")
+	if v, err := st.ZOSVersion(ctx); err != nil || v != "v2" {
+		t.Fatalf("ZOSVersion = %q, %v", v, err)
+	}
+}

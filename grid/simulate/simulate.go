@@ -1,0 +1,554 @@
+// Package simulate runs many virtual grid nodes in one process against a
+// registrar, doing what real nodes do (account, node registration, uptime
+// reports), to measure the registrar: `gridnode simulate`.
+//
+// Storm mode registers every node at once, as after a regional power cut,
+// bounded by the number of workers; each node then reports its uptime once.
+// Steady mode registers the nodes first (if need be), then sends uptime
+// reports at a target rate for a while, as a grid in its normal life does.
+//
+// Node keys are derived from a seed and the node's index, so a run can be
+// resumed in chunks (StartIndex) and a steady run finds the nodes a storm run
+// registered. The only state kept per node is its twin and node id (steady
+// mode): a million nodes cost 8 MB.
+package simulate
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gridnode/gridnode/grid/api"
+	"github.com/gridnode/gridnode/grid/client"
+)
+
+// Modes.
+const (
+	Storm  = "storm"
+	Steady = "steady"
+)
+
+// Config is one simulation.
+type Config struct {
+	Registrar   string
+	Nodes       int
+	StartIndex  int    // first node index, to run a large simulation in chunks
+	Mode        string // Storm (default) or Steady
+	Concurrency int    // workers (and HTTP connections); default 256
+	// Duration bounds a storm (no new node starts after it) and is the
+	// length of the reporting phase of a steady run (default 1 minute).
+	Duration time.Duration
+	// UptimeInterval is how often each node reports in steady mode, which
+	// sets the rate to Nodes/UptimeInterval; Rate, when set, wins.
+	UptimeInterval time.Duration
+	Rate           float64
+	// Seed names the set of simulated keys; the same seed and index give
+	// the same node.
+	Seed string
+	// AssumeNew skips the lookups a rebooting node makes (account by key,
+	// node by twin): fresh nodes create at once, and fall back to a lookup
+	// on 409. Halves the requests of a first registration.
+	AssumeNew bool
+	// FarmName is the farm the nodes join; made by a simulated farmer when
+	// it does not exist.
+	FarmName string
+	// Retries is how often a failed request (network error, 429, 5xx) is
+	// tried again, with jittered backoff, before the node gives up.
+	Retries int
+	// Timeout of one request (default 30 s).
+	Timeout time.Duration
+	// Progress, when set, receives a line every ProgressEvery (default 10 s).
+	Progress      io.Writer
+	ProgressEvery time.Duration
+}
+
+// Operation names in the results.
+const (
+	OpAccount    = "account"     // ensure account (lookup, create)
+	OpNodeLookup = "node_lookup" // GET /nodes?twin_id=
+	OpNodeCreate = "node_create"
+	OpUptime     = "uptime"
+	OpFarm       = "farm"
+)
+
+var opOrder = []string{OpFarm, OpAccount, OpNodeLookup, OpNodeCreate, OpUptime}
+
+// OpResult is the measure of one kind of operation.
+type OpResult struct {
+	Count  uint64  `json:"count"`
+	Errors uint64  `json:"errors"`
+	PerSec float64 `json:"per_s"`
+	P50MS  float64 `json:"p50_ms"`
+	P90MS  float64 `json:"p90_ms"`
+	P99MS  float64 `json:"p99_ms"`
+	MaxMS  float64 `json:"max_ms"`
+}
+
+// Result is what a simulation measured. Its JSON form is the line `make
+// bench` parses.
+type Result struct {
+	Mode        string  `json:"mode"`
+	Registrar   string  `json:"registrar"`
+	Nodes       int     `json:"nodes"`
+	StartIndex  int     `json:"start_index"`
+	Concurrency int     `json:"concurrency"`
+	FarmID      uint64  `json:"farm_id"`
+	Registered  uint64  `json:"registered"`
+	Failed      uint64  `json:"failed"`
+	ElapsedS    float64 `json:"elapsed_s"`
+	// NodesPerS is registrations per second (storm, or the registration
+	// phase of steady); UptimePerS the uptime reports per second of the
+	// reporting phase (steady) or of the storm.
+	NodesPerS  float64             `json:"nodes_per_s"`
+	UptimePerS float64             `json:"uptime_per_s"`
+	TargetRate float64             `json:"target_rate,omitempty"`
+	Ops        map[string]OpResult `json:"ops"`
+	// Errors counts failed requests by "operation status" (status 0: no
+	// answer: network error or timeout).
+	Errors map[string]uint64 `json:"errors"`
+}
+
+type sim struct {
+	cfg     Config
+	base    *client.Client
+	farmID  uint64
+	hist    map[string]*histogram
+	errMu   sync.Mutex
+	errs    map[string]uint64
+	reg     atomic.Uint64
+	failed  atomic.Uint64
+	started time.Time
+	// twins and nodes hold, in steady mode, each node's ids (index-StartIndex).
+	twins, nodes []uint32
+}
+
+// Run runs the simulation and returns what it measured.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Nodes <= 0 {
+		return nil, errors.New("simulate: --nodes must be at least 1")
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = Storm
+	}
+	if cfg.Mode != Storm && cfg.Mode != Steady {
+		return nil, fmt.Errorf("simulate: mode %q: want storm or steady", cfg.Mode)
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 256
+	}
+	if cfg.Seed == "" {
+		cfg.Seed = "gridnode-simulate"
+	}
+	if cfg.FarmName == "" {
+		cfg.FarmName = "simulated"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Mode == Steady && cfg.Duration <= 0 {
+		cfg.Duration = time.Minute
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = 10 * time.Second
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // a bench measures the registrar, not a proxy
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        cfg.Concurrency,
+		MaxIdleConnsPerHost: cfg.Concurrency,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   true,
+	}
+	defer tr.CloseIdleConnections()
+	base, err := client.New(cfg.Registrar, nil, client.Options{
+		HTTPClient: &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		UserAgent:  "gridnode-simulate",
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &sim{cfg: cfg, base: base, hist: map[string]*histogram{}, errs: map[string]uint64{}}
+	for _, op := range opOrder {
+		s.hist[op] = &histogram{}
+	}
+	if err := s.farm(ctx); err != nil {
+		return nil, err
+	}
+	res := &Result{Mode: cfg.Mode, Registrar: cfg.Registrar, Nodes: cfg.Nodes, StartIndex: cfg.StartIndex, Concurrency: cfg.Concurrency, FarmID: s.farmID}
+
+	if cfg.Mode == Steady {
+		s.twins = make([]uint32, cfg.Nodes)
+		s.nodes = make([]uint32, cfg.Nodes)
+	}
+	s.started = time.Now()
+	regElapsed := s.storm(ctx)
+	res.Registered, res.Failed = s.reg.Load(), s.failed.Load()
+	res.NodesPerS = float64(res.Registered) / regElapsed.Seconds()
+	elapsed := regElapsed
+	if cfg.Mode == Steady && ctx.Err() == nil {
+		// Only the reporting phase counts for the uptime figures.
+		s.hist[OpUptime] = &histogram{}
+		rate := cfg.Rate
+		if rate <= 0 {
+			iv := cfg.UptimeInterval
+			if iv <= 0 {
+				iv = 40 * time.Minute
+			}
+			rate = float64(cfg.Nodes) / iv.Seconds()
+		}
+		res.TargetRate = rate
+		d := s.steady(ctx, rate)
+		res.UptimePerS = float64(s.hist[OpUptime].count.Load()-s.hist[OpUptime].errors.Load()) / d.Seconds()
+		elapsed += d
+	} else {
+		h := s.hist[OpUptime]
+		res.UptimePerS = float64(h.count.Load()-h.errors.Load()) / regElapsed.Seconds()
+	}
+	res.ElapsedS = elapsed.Seconds()
+	res.Ops = map[string]OpResult{}
+	for op, h := range s.hist {
+		n := h.count.Load()
+		if n == 0 {
+			continue
+		}
+		q := h.quantiles(0.5, 0.9, 0.99)
+		span := regElapsed
+		if op == OpUptime && cfg.Mode == Steady {
+			span = elapsed - regElapsed
+		}
+		if op == OpFarm {
+			span = 0
+		}
+		r := OpResult{Count: n, Errors: h.errors.Load(), P50MS: ms(q[0]), P90MS: ms(q[1]), P99MS: ms(q[2]), MaxMS: ms(time.Duration(h.max.Load()))}
+		if span > 0 {
+			r.PerSec = float64(n) / span.Seconds()
+		}
+		res.Ops[op] = r
+	}
+	res.Errors = s.errs
+	return res, ctx.Err()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// key derives node i's key from the seed: SHA-256(seed ":" i) is its seed.
+func (s *sim) key(i int) ed25519.PrivateKey {
+	var buf [128]byte
+	b := append(buf[:0], s.cfg.Seed...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(i), 10)
+	seed := sha256.Sum256(b)
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+// call times f as operation op, retrying it on network errors, 429 and 5xx.
+func (s *sim) call(ctx context.Context, op string, f func() error) error {
+	h := s.hist[op]
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := f()
+		d := time.Since(start)
+		h.record(d, err != nil)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		st := client.StatusOf(err)
+		s.errMu.Lock()
+		s.errs[op+" "+strconv.Itoa(st)]++
+		s.errMu.Unlock()
+		// A signed timestamp that aged in the registrar's queue past its
+		// window is worth another try too.
+		retry := st == 0 || st == http.StatusTooManyRequests || st >= 500 ||
+			(st == http.StatusBadRequest && strings.Contains(err.Error(), "outside acceptable window"))
+		if !retry || attempt >= s.cfg.Retries {
+			return err
+		}
+		wait := time.Duration(rand.Float64() * float64(100*time.Millisecond<<attempt))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// farm finds or makes the farm the nodes join, owned by a simulated farmer.
+func (s *sim) farm(ctx context.Context) error {
+	farmer := s.base.WithKey(s.key(-1))
+	return s.call(ctx, OpFarm, func() error {
+		farms, err := farmer.Farms(ctx, client.FarmFilter{FarmName: s.cfg.FarmName})
+		if err != nil && !client.IsNotFound(err) {
+			return fmt.Errorf("simulate: looking up farm %q: %w", s.cfg.FarmName, err)
+		}
+		for _, f := range farms {
+			if f.FarmName == s.cfg.FarmName {
+				s.farmID = f.FarmID
+				return nil
+			}
+		}
+		if _, err := farmer.EnsureAccount(ctx); err != nil {
+			return fmt.Errorf("simulate: farmer account: %w", err)
+		}
+		// A valid-looking Stellar address: G and 55 more capitals/digits.
+		id, err := farmer.CreateFarm(ctx, api.CreateFarm{FarmName: s.cfg.FarmName, StellarAddress: "G" + strings.Repeat("A", 55)})
+		if err != nil {
+			return fmt.Errorf("simulate: creating farm %q: %w", s.cfg.FarmName, err)
+		}
+		s.farmID = id
+		return nil
+	})
+}
+
+// nodeBody is what simulated node i reports: plausible, and different per node.
+func (s *sim) nodeBody(i int) api.CreateNode {
+	x := uint64(i)
+	return api.CreateNode{
+		FarmID:    s.farmID,
+		Resources: api.Resources{CRU: 4 << (x % 5), MRU: (8 << (x % 6)) << 30, SRU: (256 << (x % 4)) << 30, HRU: (x % 3) * (4 << 40)},
+		Location:  api.Location{Country: "unknown", City: "unknown", Latitude: "unknown", Longitude: "unknown"},
+		Interfaces: []api.Interface{{
+			Name: "eth0",
+			Mac:  fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", byte(x>>24), byte(x>>16), byte(x>>8), byte(x)),
+			IPs:  api.IPs{fmt.Sprintf("10.%d.%d.%d", byte(x>>16), byte(x>>8), byte(x))},
+		}},
+		Virtualized:  true,
+		SerialNumber: "sim-" + strconv.Itoa(i),
+	}
+}
+
+// register does what a booting node does, and reports uptime once.
+func (s *sim) register(ctx context.Context, i int) error {
+	c := s.base.WithKey(s.key(i))
+	var twin uint64
+	err := s.call(ctx, OpAccount, func() error {
+		var a api.Account
+		var err error
+		if s.cfg.AssumeNew {
+			a, err = c.CreateAccount(ctx)
+			if client.StatusOf(err) == http.StatusConflict {
+				a, err = c.EnsureAccount(ctx)
+			}
+		} else {
+			a, err = c.EnsureAccount(ctx)
+		}
+		twin = a.TwinID
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var nodeID uint64
+	if !s.cfg.AssumeNew {
+		err = s.call(ctx, OpNodeLookup, func() error {
+			n, err := c.NodeByTwin(ctx, twin)
+			if errors.Is(err, client.ErrNoNode) {
+				return nil
+			}
+			nodeID = n.NodeID
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if nodeID == 0 {
+		err = s.call(ctx, OpNodeCreate, func() error {
+			id, err := c.CreateNode(ctx, s.nodeBody(i))
+			if client.StatusOf(err) == http.StatusConflict {
+				n, lerr := c.NodeByTwin(ctx, twin)
+				if lerr == nil {
+					id, err = n.NodeID, nil
+				}
+			}
+			nodeID = id
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if s.nodes != nil {
+		s.twins[i-s.cfg.StartIndex] = uint32(twin)
+		s.nodes[i-s.cfg.StartIndex] = uint32(nodeID)
+	}
+	return s.call(ctx, OpUptime, func() error {
+		return c.ReportUptime(ctx, nodeID, time.Since(s.started)+time.Minute)
+	})
+}
+
+// storm registers nodes StartIndex..StartIndex+Nodes-1 with Concurrency
+// workers and returns how long it took.
+func (s *sim) storm(ctx context.Context) time.Duration {
+	// Once Duration is up no node starts; those under way finish.
+	starting := ctx
+	if s.cfg.Mode == Storm && s.cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		starting, cancel = context.WithTimeout(ctx, s.cfg.Duration)
+		defer cancel()
+	}
+	start := time.Now()
+	var next atomic.Int64
+	stop := s.progress(func(el time.Duration) string {
+		r := s.reg.Load()
+		return fmt.Sprintf("registered %d/%d nodes, %d failed, %.0f nodes/s", r, s.cfg.Nodes, s.failed.Load(), float64(r)/el.Seconds())
+	})
+	var wg sync.WaitGroup
+	for range min(s.cfg.Concurrency, s.cfg.Nodes) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for starting.Err() == nil {
+				k := int(next.Add(1) - 1)
+				if k >= s.cfg.Nodes {
+					return
+				}
+				if err := s.register(ctx, s.cfg.StartIndex+k); err != nil {
+					s.failed.Add(1)
+				} else {
+					s.reg.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stop()
+	return time.Since(start)
+}
+
+// steady sends uptime reports at rate per second, round robin over the
+// registered nodes, for Duration, and returns how long it ran.
+func (s *sim) steady(parent context.Context, rate float64) time.Duration {
+	// Requests in flight when the time is up finish under parent: they
+	// are not failures.
+	ctx, cancel := context.WithTimeout(parent, s.cfg.Duration)
+	defer cancel()
+	work := make(chan int, s.cfg.Concurrency)
+	start := time.Now()
+	h := s.hist[OpUptime]
+	stop := s.progress(func(el time.Duration) string {
+		return fmt.Sprintf("%d uptime reports, %.0f/s (target %.0f/s)", h.count.Load(), float64(h.count.Load())/el.Seconds(), rate)
+	})
+	var wg sync.WaitGroup
+	for range s.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range work {
+				if s.nodes[k] == 0 {
+					continue // its registration failed
+				}
+				c := s.base.WithKey(s.key(s.cfg.StartIndex + k))
+				c.SetTwin(uint64(s.twins[k]))
+				_ = s.call(parent, OpUptime, func() error {
+					return c.ReportUptime(parent, uint64(s.nodes[k]), time.Since(s.started)+time.Minute)
+				})
+			}
+		}()
+	}
+	// Pace: report number n is due at start + n/rate.
+	var n int64
+	for ctx.Err() == nil {
+		due := start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+		if d := time.Until(due); d > time.Millisecond {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+			continue
+		}
+		select {
+		case work <- int(n % int64(s.cfg.Nodes)):
+			n++
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	stop()
+	return time.Since(start)
+}
+
+// progress prints line() every ProgressEvery until the returned stop is called.
+func (s *sim) progress(line func(elapsed time.Duration) string) (stop func()) {
+	if s.cfg.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.cfg.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(s.cfg.Progress, "simulate: %s\n", line(time.Since(start)))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// WriteText prints a result for people: a summary, a table of operations
+// with latency percentiles, and errors by status.
+func (r *Result) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "%s: %d nodes (from index %d) against %s, %d workers, farm %d\n", r.Mode, r.Nodes, r.StartIndex, r.Registrar, r.Concurrency, r.FarmID)
+	fmt.Fprintf(w, "registered %d, failed %d, %.1f nodes/s", r.Registered, r.Failed, r.NodesPerS)
+	if r.Mode == Steady {
+		fmt.Fprintf(w, "; uptime reports %.1f/s (target %.1f/s)", r.UptimePerS, r.TargetRate)
+	}
+	fmt.Fprintf(w, "; %.2fs in all\n\n", r.ElapsedS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "operation\tcount\terrors\tper s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
+	for _, op := range opOrder {
+		o, ok := r.Ops[op]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", op, o.Count, o.Errors, o.PerSec, o.P50MS, o.P90MS, o.P99MS, o.MaxMS)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Errors) > 0 {
+		keys := make([]string, 0, len(r.Errors))
+		for k := range r.Errors {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintln(w, "\nerrors by operation and status (0: no answer):")
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %s: %d\n", k, r.Errors[k])
+		}
+	}
+	return nil
+}
+
+// WriteJSON writes the result as one JSON line.
+func (r *Result) WriteJSON(w io.Writer) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

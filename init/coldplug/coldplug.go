@@ -1,0 +1,400 @@
+// Package coldplug loads the kernel modules that the machine's devices need:
+// at boot for every device under /sys that has a modalias (coldplug), and
+// later for every device the kernel announces on the uevent netlink socket
+// (hotplug). Matching is modprobe's: each modalias against the glob patterns
+// of modules.alias; loading, with dependencies from modules.dep, is u-root's
+// kmodule. No driver list is hard-coded: the image decides which modules
+// exist.
+//
+// The fact "coldplug" it publishes:
+//
+//	{"loaded": ["virtio_blk", "virtio_net", ...],   // sorted module names
+//	 "failed": {"module": "error", ...},
+//	 "modalias": {"virtio_net": "virtio:d00000001v00001AF4", ...}}  // the device that wanted it
+package coldplug
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/u-root/u-root/pkg/kmodule"
+	"golang.org/x/sys/unix"
+)
+
+// Fact is what the fact "coldplug" holds.
+type Fact struct {
+	Loaded   []string          `json:"loaded"`
+	Failed   map[string]string `json:"failed"`
+	Modalias map[string]string `json:"modalias"`
+}
+
+// Loader matches modaliases to modules and loads them.
+type Loader struct {
+	// Sys is the sysfs mount [/sys].
+	Sys string
+	// Logf prints a line on the console.
+	Logf func(format string, args ...any)
+	// Load loads one module with its dependencies [kmodule, from Dir].
+	Load func(module string) error
+	// Publish publishes the fact "coldplug" [fact.Write]; nil-able in tests with NoPublish.
+	Publish   func(name string, v any) error
+	NoPublish bool
+
+	dir      string
+	aliases  *Aliases
+	softdeps Softdeps
+	modules  map[string]bool // every module in modules.dep, normalized
+
+	mu       sync.Mutex
+	loaded   map[string]string // module → modalias
+	failed   map[string]string // module → error
+	attempts map[string]bool
+}
+
+// ModulesDir is the running kernel's module folder, /lib/modules/$(uname -r).
+func ModulesDir() (string, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", fmt.Errorf("coldplug: uname: %w", err)
+	}
+	return filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:])), nil
+}
+
+// New reads modules.alias, modules.dep and (if present) modules.softdep from
+// dir, a /lib/modules/VERSION folder.
+func New(dir string) (*Loader, error) {
+	l := &Loader{
+		Sys:      "/sys",
+		Logf:     func(string, ...any) {},
+		Publish:  fact.Write,
+		dir:      dir,
+		modules:  map[string]bool{},
+		loaded:   map[string]string{},
+		failed:   map[string]string{},
+		attempts: map[string]bool{},
+	}
+	f, err := os.Open(filepath.Join(dir, "modules.alias"))
+	if err != nil {
+		return nil, fmt.Errorf("coldplug: %w (the image has no kernel modules for this kernel; check the kernel version the image was built with)", err)
+	}
+	l.aliases, err = ParseAliases(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("coldplug: reading modules.alias: %w", err)
+	}
+	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		return nil, fmt.Errorf("coldplug: %w", err)
+	}
+	for _, line := range strings.Split(string(dep), "\n") {
+		if p, _, ok := strings.Cut(line, ":"); ok {
+			l.modules[moduleName(p)] = true
+		}
+	}
+	l.softdeps = Softdeps{}
+	if f, err := os.Open(filepath.Join(dir, "modules.softdep")); err == nil {
+		l.softdeps, err = ParseSoftdeps(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("coldplug: reading modules.softdep: %w", err)
+		}
+	}
+	l.Load = l.kmoduleLoad
+	return l, nil
+}
+
+// moduleName turns "kernel/drivers/net/virtio_net.ko.xz" into "virtio_net".
+func moduleName(path string) string {
+	b := filepath.Base(strings.TrimSpace(path))
+	if i := strings.Index(b, ".ko"); i >= 0 {
+		b = b[:i]
+	}
+	return normalize(b)
+}
+
+// kmoduleLoad loads a module with its dependencies. A fresh Prober each time
+// reads /proc/modules, so it knows what is loaded by now.
+func (l *Loader) kmoduleLoad(module string) error {
+	rel := filepath.Base(l.dir)
+	// kmodule looks in RootDir/lib/modules/REL.
+	root := strings.TrimSuffix(l.dir, filepath.Join("/lib/modules", rel))
+	p, err := kmodule.NewProber(kmodule.ProbeOpts{KVer: rel, RootDir: root})
+	if err != nil {
+		return err
+	}
+	return p.Probe(module, "")
+}
+
+// Resolve returns the modules a name stands for: itself if it is a module,
+// else the modules its alias matches (as modprobe resolves "fs-vfat").
+func (l *Loader) Resolve(name string) []string {
+	if n := normalize(name); l.modules[n] {
+		return []string{n}
+	}
+	var mods []string
+	for _, m := range l.aliases.Match(name) {
+		mods = append(mods, normalize(m))
+	}
+	return mods
+}
+
+// Modprobe loads name (a module or an alias) the way the kernel's
+// request_module expects of /sbin/modprobe.
+func (l *Loader) Modprobe(name string) error {
+	mods := l.Resolve(name)
+	if len(mods) == 0 {
+		return fmt.Errorf("modprobe: %q: no such module or alias in %s", name, l.dir)
+	}
+	var errs []error
+	for _, m := range mods {
+		if err := l.loadWithSoftdeps(m); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *Loader) loadWithSoftdeps(m string) error {
+	sd := l.softdeps[m]
+	for _, pre := range sd.Pre {
+		l.Load(normalize(pre)) // soft: a missing one is fine
+	}
+	err := l.Load(m)
+	if err == nil {
+		for _, post := range sd.Post {
+			l.Load(normalize(post))
+		}
+	}
+	return err
+}
+
+// Handle loads the modules one device's modalias matches, each module once
+// per boot. It says how many modules it loaded that were not loaded before.
+func (l *Loader) Handle(modalias, tag string) int {
+	n := 0
+	for _, m := range l.aliases.Match(modalias) {
+		m = normalize(m)
+		l.mu.Lock()
+		if l.attempts[m] {
+			l.mu.Unlock()
+			continue
+		}
+		l.attempts[m] = true
+		l.mu.Unlock()
+
+		err := l.loadWithSoftdeps(m)
+		l.mu.Lock()
+		if err != nil {
+			l.failed[m] = err.Error()
+			l.Logf("%s: cannot load %s (%s): %v", tag, m, modalias, err)
+		} else {
+			l.loaded[m] = modalias
+			n++
+			l.Logf("%s: loaded %s (%s)", tag, m, modalias)
+		}
+		l.mu.Unlock()
+	}
+	return n
+}
+
+// Modaliases returns the modalias of every device, sorted and without
+// duplicates. Only devices on a bus have one, so it reads
+// Sys/bus/*/devices/*/modalias, as udev's coldplug does: walking all of
+// Sys/devices reads thousands of attributes and takes half a second on an
+// emulated machine. Without Sys/bus (a test tree) it walks Sys/devices.
+func (l *Loader) Modaliases() []string {
+	seen := map[string]bool{}
+	add := func(p string) {
+		if b, err := os.ReadFile(p); err == nil {
+			if s := strings.TrimSpace(string(b)); s != "" {
+				seen[s] = true
+			}
+		}
+	}
+	if buses, err := os.ReadDir(filepath.Join(l.Sys, "bus")); err == nil {
+		for _, b := range buses {
+			dir := filepath.Join(l.Sys, "bus", b.Name(), "devices")
+			devs, _ := os.ReadDir(dir)
+			for _, d := range devs {
+				add(filepath.Join(dir, d.Name(), "modalias"))
+			}
+		}
+	} else {
+		filepath.WalkDir(filepath.Join(l.Sys, "devices"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Name() == "modalias" && !d.IsDir() {
+				add(p)
+			}
+			return nil // a device that went away while we walked is no error
+		})
+	}
+	list := make([]string, 0, len(seen))
+	for s := range seen {
+		list = append(list, s)
+	}
+	sort.Strings(list)
+	return list
+}
+
+// Coldplug loads modules for every device present, again and again while
+// that loads new modules: a bus driver (virtio_pci) makes new devices
+// (virtio0, virtio1) appear. It publishes the fact and returns it.
+func (l *Loader) Coldplug() Fact {
+	for pass := 0; pass < 10; pass++ {
+		// Devices are probed while their module initialises, and some
+		// probes wait for hardware (a SATA link, a disk's partition
+		// table): load for several devices at once. The kernel serialises
+		// loads of one module, so two devices sharing a dependency are fine.
+		var n atomic.Int32
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for _, m := range l.Modaliases() {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				n.Add(int32(l.Handle(m, "coldplug")))
+			}()
+		}
+		wg.Wait()
+		if n.Load() == 0 {
+			break
+		}
+	}
+	return l.publish()
+}
+
+// Fact returns what was loaded and what failed so far.
+func (l *Loader) Fact() Fact {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := Fact{Loaded: []string{}, Failed: map[string]string{}, Modalias: map[string]string{}}
+	for m, a := range l.loaded {
+		f.Loaded = append(f.Loaded, m)
+		f.Modalias[m] = a
+	}
+	sort.Strings(f.Loaded)
+	for m, e := range l.failed {
+		f.Failed[m] = e
+	}
+	return f
+}
+
+func (l *Loader) publish() Fact {
+	f := l.Fact()
+	if !l.NoPublish {
+		if err := l.Publish("coldplug", f); err != nil {
+			l.Logf("coldplug: cannot publish fact: %v", err)
+		}
+	}
+	return f
+}
+
+// Uevents is the kernel's uevent netlink socket.
+type Uevents struct{ f *os.File }
+
+// OpenUevents subscribes to the kernel's uevents. Open it before Coldplug so
+// that no device appearing in between is missed.
+func OpenUevents() (*Uevents, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_KOBJECT_UEVENT)
+	if err != nil {
+		return nil, fmt.Errorf("hotplug: uevent socket: %w", err)
+	}
+	// A burst of devices must not overflow the queue while we load modules.
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("hotplug: binding uevent socket: %w", err)
+	}
+	return &Uevents{f: os.NewFile(uintptr(fd), "uevent")}, nil
+}
+
+// Close stops the socket; a pending Hotplug returns.
+func (u *Uevents) Close() error { return u.f.Close() }
+
+// Uevent is one kernel event.
+type Uevent struct {
+	Action, Devpath string
+	Env             map[string]string
+}
+
+// ParseUevent parses a kernel uevent message: "ACTION@DEVPATH\0KEY=VALUE\0...".
+func ParseUevent(b []byte) (Uevent, bool) {
+	parts := bytes.Split(b, []byte{0})
+	head := string(parts[0])
+	action, devpath, ok := strings.Cut(head, "@")
+	if !ok {
+		return Uevent{}, false // udev's own messages start with "libudev"
+	}
+	ev := Uevent{Action: action, Devpath: devpath, Env: map[string]string{}}
+	for _, p := range parts[1:] {
+		if k, v, ok := strings.Cut(string(p), "="); ok {
+			ev.Env[k] = v
+		}
+	}
+	return ev, true
+}
+
+// Hotplug loads modules for devices the kernel adds, until ctx is done or
+// the socket is closed, republishing the fact when it loads something.
+func (l *Loader) Hotplug(ctx context.Context, u *Uevents) error {
+	go func() {
+		<-ctx.Done()
+		u.Close()
+	}()
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := u.f.Read(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, unix.ENOBUFS) {
+				// We lost events: catch up by walking /sys again.
+				l.Logf("hotplug: uevent queue overflowed; rescanning devices")
+				l.Coldplug()
+				continue
+			}
+			return fmt.Errorf("hotplug: reading uevents: %w", err)
+		}
+		ev, ok := ParseUevent(buf[:n])
+		if !ok || ev.Action != "add" || ev.Env["MODALIAS"] == "" {
+			continue
+		}
+		if l.Handle(ev.Env["MODALIAS"], "hotplug") > 0 {
+			// A new bus may bring devices whose add events we see next,
+			// but also devices that existed before we could load their
+			// driver's dependencies: walk once more.
+			l.Coldplug()
+		}
+	}
+}
+
+// ReadModules lists the modules in /proc/modules, sorted.
+func ReadModules() ([]string, error) {
+	f, err := os.Open("/proc/modules")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var l []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if n, _, ok := strings.Cut(sc.Text(), " "); ok {
+			l = append(l, n)
+		}
+	}
+	sort.Strings(l)
+	return l, sc.Err()
+}

@@ -1,0 +1,185 @@
+package coldplug
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestFnmatch(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"virtio:d00000001v*", "virtio:d00000001v00001AF4", true},
+		{"virtio:d00000001v*", "virtio:d00000002v00001AF4", false},
+		{"pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", true},
+		{"pci:v00008086d0000100Esv*sd*bc*sc*i*", "pci:v00008086d0000100Fsv00001AF4sd00001100bc02sc00i00", false},
+		{"a?c", "abc", true},
+		{"a?c", "ac", false},
+		{"*", "", true},
+		{"a*", "a/b", true}, // no FNM_PATHNAME
+		{"x[0-9]y", "x5y", true},
+		{"x[0-9]y", "xay", false},
+		{"x[!0-9]y", "xay", true},
+		{"x[^0-9]y", "x5y", false},
+		{"x[]]y", "x]y", true},
+		{"x[ab", "x[ab", true}, // unterminated class: literal
+		{`a\*b`, "a*b", true},
+		{`a\*b`, "axb", false},
+		{"*bc*sc*", "bc01sc02", true},
+		{"acpi*:PNP0501:*", "acpi:PNP0501:", true},
+		{"*:PNP0501:*", "acpi:PNP0500:", false},
+	} {
+		if got := fnmatch(c.p, c.s); got != c.want {
+			t.Errorf("fnmatch(%q, %q) = %v, want %v", c.p, c.s, got, c.want)
+		}
+	}
+}
+
+const aliasFile = `# Aliases extracted from modules themselves.
+alias virtio:d00000001v* virtio_net
+alias virtio:d00000002v* virtio_blk
+alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
+alias pci:v00008086d00007010sv*sd*bc*sc*i* ata_piix
+alias pci:v*d*sv*sd*bc01sc01i* ata_generic
+alias fs-vfat vfat
+alias fs-iso9660 isofs
+alias acpi*:PNP0501:* 8250_pnp
+`
+
+func TestAliasesMatch(t *testing.T) {
+	a, err := ParseAliases(strings.NewReader(aliasFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for alias, want := range map[string][]string{
+		"virtio:d00000001v00001AF4":                             {"virtio_net"},
+		"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00": {"virtio_pci"},
+		"pci:v00008086d00007010sv00000000sd00000000bc01sc01i80": {"ata_generic", "ata_piix"}, // every match, as modprobe
+		"fs-vfat":        {"vfat"},
+		"acpi:PNP0501:":  {"8250_pnp"},
+		"usb:v1234p5678": nil,
+	} {
+		if got := a.Match(alias); !reflect.DeepEqual(got, want) {
+			t.Errorf("Match(%q) = %v, want %v", alias, got, want)
+		}
+	}
+}
+
+func TestParseSoftdeps(t *testing.T) {
+	sd, err := ParseSoftdeps(strings.NewReader("# comment\nsoftdep crc32c pre: crc32c-intel post: x y\nsoftdep ext4 pre: crc32c\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Softdeps{"crc32c": {Pre: []string{"crc32c-intel"}, Post: []string{"x", "y"}}, "ext4": {Pre: []string{"crc32c"}}}
+	if !reflect.DeepEqual(sd, want) {
+		t.Errorf("got %+v", sd)
+	}
+}
+
+// fakeTree writes a modules folder and a sysfs with one PCI device.
+func fakeTree(t *testing.T) (modules, sys string) {
+	dir := t.TempDir()
+	modules = filepath.Join(dir, "lib/modules/6.1.0-test")
+	os.MkdirAll(modules, 0o755)
+	os.WriteFile(filepath.Join(modules, "modules.alias"), []byte(aliasFile), 0o644)
+	os.WriteFile(filepath.Join(modules, "modules.dep"), []byte(
+		"kernel/drivers/net/virtio_net.ko: kernel/net/core/failover.ko\nkernel/drivers/virtio/virtio_pci.ko:\nkernel/drivers/block/virtio_blk.ko:\nkernel/fs/isofs/isofs.ko:\nkernel/net/core/failover.ko:\n"), 0o644)
+	os.WriteFile(filepath.Join(modules, "modules.softdep"), []byte("softdep virtio_net pre: failover\n"), 0o644)
+	sys = filepath.Join(dir, "sys")
+	dev := filepath.Join(sys, "devices/pci0000:00/0000:00:03.0")
+	os.MkdirAll(dev, 0o755)
+	os.WriteFile(filepath.Join(dev, "modalias"), []byte("pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00\n"), 0o644)
+	return modules, sys
+}
+
+func TestColdplugLoopsUntilNoNewModules(t *testing.T) {
+	modules, sys := fakeTree(t)
+	l, err := New(modules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Sys = sys
+	l.NoPublish = true
+	var lines, loads []string
+	// Loading the bus driver makes two virtio devices appear, as the kernel does.
+	var mu sync.Mutex
+	l.Logf = func(f string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, strings.TrimSpace(sprintf(f, a...)))
+	}
+	l.Load = func(m string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		loads = append(loads, m)
+		if m == "virtio_pci" {
+			for i, id := range []string{"00000001", "00000002"} {
+				d := filepath.Join(sys, "devices/pci0000:00/0000:00:03.0", "virtio"+string(rune('0'+i)))
+				os.MkdirAll(d, 0o755)
+				os.WriteFile(filepath.Join(d, "modalias"), []byte("virtio:d"+id+"v00001AF4\n"), 0o644)
+			}
+		}
+		return nil
+	}
+	f := l.Coldplug()
+	if want := []string{"virtio_blk", "virtio_net", "virtio_pci"}; !reflect.DeepEqual(f.Loaded, want) {
+		t.Errorf("loaded %v, want %v", f.Loaded, want)
+	}
+	pos := map[string]int{}
+	for i, m := range loads {
+		pos[m] = i
+	}
+	if len(loads) != 4 || pos["virtio_pci"] != 0 || pos["failover"] > pos["virtio_net"] {
+		t.Errorf("loads %v: want virtio_pci first (the bus), then failover before virtio_net (a softdep pre)", loads)
+	}
+	if f.Modalias["virtio_net"] != "virtio:d00000001v00001AF4" {
+		t.Errorf("modalias: %v", f.Modalias)
+	}
+	want := "coldplug: loaded virtio_net (virtio:d00000001v00001AF4)"
+	found := false
+	for _, l := range lines {
+		found = found || l == want
+	}
+	if !found {
+		t.Errorf("no line %q in %q", want, lines)
+	}
+	// A second pass loads nothing again.
+	loads = nil
+	l.Coldplug()
+	if len(loads) != 0 {
+		t.Errorf("second coldplug loaded %v", loads)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	modules, _ := fakeTree(t)
+	l, err := New(modules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Resolve("fs-iso9660"); !reflect.DeepEqual(got, []string{"isofs"}) {
+		t.Errorf("alias: %v", got)
+	}
+	if got := l.Resolve("virtio-net"); !reflect.DeepEqual(got, []string{"virtio_net"}) {
+		t.Errorf("module name: %v", got)
+	}
+}
+
+func TestParseUevent(t *testing.T) {
+	msg := []byte("add@/devices/pci0000:00/0000:00:03.0/virtio0\x00ACTION=add\x00DEVPATH=/devices/pci0000:00/0000:00:03.0/virtio0\x00SUBSYSTEM=virtio\x00MODALIAS=virtio:d00000001v00001AF4\x00SEQNUM=1234\x00")
+	ev, ok := ParseUevent(msg)
+	if !ok || ev.Action != "add" || ev.Env["MODALIAS"] != "virtio:d00000001v00001AF4" || ev.Devpath != "/devices/pci0000:00/0000:00:03.0/virtio0" {
+		t.Errorf("got %+v %v", ev, ok)
+	}
+	if _, ok := ParseUevent([]byte("libudev\x00\xfe\xed")); ok {
+		t.Error("udev message parsed as a kernel one")
+	}
+}
+
+func sprintf(f string, a ...any) string { return fmt.Sprintf(f, a...) }

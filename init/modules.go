@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/gridnode/gridnode/init/config"
+)
+
+// module is one node service: PID 1 runs it as `/init module NAME` once
+// every dependency is ready, and treats it as ready when it has published
+// the fact NAME.
+type module struct {
+	name string
+	deps []string
+	run  func(ctx context.Context, cfg config.Node, log *slog.Logger) error
+}
+
+// table lists the modules PID 1 supervises.
+var table = []module{
+	{"probe", nil, runProbe},
+}
+
+func findModule(name string) (module, bool) {
+	for _, m := range table {
+		if m.name == name {
+			return m, true
+		}
+	}
+	return module{}, false
+}
+
+func moduleNames() string {
+	var l []string
+	for _, m := range table {
+		l = append(l, m.name)
+	}
+	sort.Strings(l)
+	return strings.Join(l, ", ")
+}
+
+// selectModules returns the modules to start: all of them, or those named
+// (config Modules) with everything they depend on. Unknown names are
+// returned apart, for a warning.
+func selectModules(names []string) (sel []module, unknown []string) {
+	if len(names) == 0 {
+		return table, nil
+	}
+	want := map[string]bool{}
+	var add func(n string)
+	add = func(n string) {
+		if want[n] {
+			return
+		}
+		m, ok := findModule(n)
+		if !ok {
+			unknown = append(unknown, n)
+			return
+		}
+		want[n] = true
+		for _, d := range m.deps {
+			add(d)
+		}
+	}
+	for _, n := range names {
+		add(n)
+	}
+	for _, m := range table {
+		if want[m.name] {
+			sel = append(sel, m)
+		}
+	}
+	return sel, unknown
+}

@@ -1,0 +1,412 @@
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Views of the facts the console shows. They are deliberately loose copies
+// of the publishers' types: the console must never fail to show a node
+// because one module added or renamed a field.
+
+type identityFact struct {
+	PublicKey string `json:"public_key"`
+	Ephemeral bool   `json:"ephemeral"`
+}
+
+type registrarFact struct {
+	URL          string `json:"url"`
+	FarmID       uint64 `json:"farm_id"`
+	State        string `json:"state"`
+	TwinID       uint64 `json:"twin_id"`
+	NodeID       uint64 `json:"node_id"`
+	LastError    string `json:"last_error"`
+	UptimeSent   uint64 `json:"uptime_sent"`
+	UptimeFailed uint64 `json:"uptime_failed"`
+}
+
+type networkFact struct {
+	Iface     string   `json:"iface"`
+	MAC       string   `json:"mac"`
+	Mode      string   `json:"mode"`
+	Addresses []string `json:"addresses"`
+	Gateway   string   `json:"gateway"`
+	Clock     struct {
+		Source string `json:"source"`
+		Error  string `json:"error"`
+	} `json:"clock"`
+	Error string `json:"error"`
+}
+
+type networkStatus struct {
+	State string `json:"state"`
+	Error string `json:"error"`
+}
+
+type hardwareFact struct {
+	CRU uint64 `json:"cru"`
+	MRU uint64 `json:"mru"`
+	SRU uint64 `json:"sru"`
+	HRU uint64 `json:"hru"`
+}
+
+type storageFact struct {
+	Cache *struct {
+		Disk  string `json:"disk"`
+		Mount string `json:"mount"`
+	} `json:"cache"`
+	Error string `json:"error"`
+}
+
+type moduleStatus struct {
+	State    string `json:"state"`
+	PID      int    `json:"pid"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit"`
+}
+
+type configFact struct {
+	Registrar string `json:"registrar"`
+	Farm      uint64 `json:"farm"`
+}
+
+type consoleFact struct {
+	StatusAddr string `json:"status_addr"`
+}
+
+// snapshot is the fact folder read at one moment.
+type snapshot struct {
+	raw map[string]json.RawMessage // every fact, by name
+
+	identity  *identityFact
+	registrar *registrarFact
+	network   *networkFact
+	netStatus *networkStatus
+	hardware  *hardwareFact
+	storage   *storageFact
+	modules   map[string]moduleStatus
+	config    *configFact
+	console   *consoleFact
+	uptime    time.Duration // of the machine, from /proc/uptime
+}
+
+// procUptime is where the machine's uptime is read; tests replace it.
+var procUptime = "/proc/uptime"
+
+// readFacts reads every NAME.json directly in dir. Only regular files are
+// read (no symlinks, no folders): the secret folder and anything a link
+// would lead to stay out.
+func readFacts(dir string) map[string]json.RawMessage {
+	facts := map[string]json.RawMessage{}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return facts
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || name == "" || strings.HasPrefix(name, ".") || e.Type()&fs.ModeType != 0 {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil || !json.Valid(b) {
+			continue
+		}
+		facts[name] = json.RawMessage(b)
+	}
+	return facts
+}
+
+func load(dir string) snapshot {
+	s := snapshot{raw: readFacts(dir)}
+	decode := func(name string, v any) bool {
+		b, ok := s.raw[name]
+		return ok && json.Unmarshal(b, v) == nil
+	}
+	if v := new(identityFact); decode("identity", v) {
+		s.identity = v
+	}
+	if v := new(registrarFact); decode("registrar", v) {
+		s.registrar = v
+	}
+	if v := new(networkFact); decode("network", v) {
+		s.network = v
+	}
+	if v := new(networkStatus); decode("network-status", v) {
+		s.netStatus = v
+	}
+	if v := new(hardwareFact); decode("hardware", v) {
+		s.hardware = v
+	}
+	if v := new(storageFact); decode("storage", v) {
+		s.storage = v
+	}
+	if v := new(configFact); decode("config", v) {
+		s.config = v
+	}
+	if v := new(consoleFact); decode("console", v) {
+		s.console = v
+	}
+	decode("modules", &s.modules)
+	if b, err := os.ReadFile(procUptime); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if sec, err := strconv.ParseFloat(f[0], 64); err == nil {
+				s.uptime = time.Duration(sec * float64(time.Second))
+			}
+		}
+	}
+	return s
+}
+
+// bytesHuman writes a byte count the way a farmer reads disk labels.
+func bytesHuman(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func (s snapshot) registrarURL() string {
+	if s.registrar != nil && s.registrar.URL != "" {
+		return s.registrar.URL
+	}
+	if s.config != nil && s.config.Registrar != "" {
+		return s.config.Registrar
+	}
+	return "(not configured: set gridnode.registrar=)"
+}
+
+func (s snapshot) farm() uint64 {
+	if s.registrar != nil && s.registrar.FarmID != 0 {
+		return s.registrar.FarmID
+	}
+	if s.config != nil {
+		return s.config.Farm
+	}
+	return 0
+}
+
+func (s snapshot) moduleNames() []string {
+	var l []string
+	for n := range s.modules {
+		l = append(l, n)
+	}
+	sort.Strings(l)
+	return l
+}
+
+// networkProblem says in words why the node has no address, or "".
+func (s snapshot) networkProblem() string {
+	if s.network != nil && len(s.network.Addresses) > 0 {
+		return ""
+	}
+	if s.network != nil && s.network.Error != "" {
+		return s.network.Error
+	}
+	if s.netStatus != nil && s.netStatus.Error != "" {
+		return s.netStatus.Error
+	}
+	return ""
+}
+
+// lines is the status screen, one string per line, at most 80 columns.
+func (s snapshot) lines() []string {
+	var l []string
+	add := func(format string, a ...any) { l = append(l, fmt.Sprintf(format, a...)) }
+	add("gridnode node status                                        up %s", s.uptime.Truncate(time.Second))
+	add("%s", strings.Repeat("─", 80))
+
+	switch {
+	case s.identity == nil:
+		add("Node key   : (waiting for the identity module)")
+	case s.identity.Ephemeral:
+		add("Node key   : %s", s.identity.PublicKey)
+		add("             EPHEMERAL: no disk to keep it on; this node is new at every boot")
+	default:
+		add("Node key   : %s", s.identity.PublicKey)
+	}
+
+	state, twin, node := "waiting for network and identity", "-", "-"
+	if r := s.registrar; r != nil {
+		state = r.State
+		if r.TwinID != 0 {
+			twin = strconv.FormatUint(r.TwinID, 10)
+		}
+		if r.NodeID != 0 {
+			node = strconv.FormatUint(r.NodeID, 10)
+		}
+	}
+	add("Farm       : %-10d Twin: %-10s Node: %s", s.farm(), twin, node)
+	add("Registrar  : %s", s.registrarURL())
+	add("State      : %s", state)
+	if r := s.registrar; r != nil {
+		if r.LastError != "" {
+			for i, w := range wrap(r.LastError, 80-13) {
+				if i == 0 {
+					add("Last error : %s", w)
+				} else {
+					add("             %s", w)
+				}
+			}
+		}
+		add("Uptime     : %d reports sent, %d failed", r.UptimeSent, r.UptimeFailed)
+	}
+
+	switch n := s.network; {
+	case n != nil && len(n.Addresses) > 0:
+		add("Network    : %s %s (%s) gateway %s", n.Iface, n.MAC, n.Mode, orDash(n.Gateway))
+		for _, a := range n.Addresses {
+			add("             %s", a)
+		}
+		if n.Clock.Source != "" {
+			add("Clock      : from %s%s", n.Clock.Source, parens(n.Clock.Error))
+		}
+	case s.networkProblem() != "":
+		add("Network    : NO ADDRESS")
+		for _, p := range strings.Split(s.networkProblem(), "\n") {
+			for _, w := range wrap(p, 80-13) {
+				add("             %s", w)
+			}
+		}
+	default:
+		add("Network    : (waiting for the network module)")
+	}
+
+	if h := s.hardware; h != nil {
+		add("Capacity   : %d CPUs, %s memory, %s SSD, %s HDD", h.CRU, bytesHuman(h.MRU), bytesHuman(h.SRU), bytesHuman(h.HRU))
+	} else {
+		add("Capacity   : (waiting for the hardware module)")
+	}
+	if st := s.storage; st != nil {
+		switch {
+		case st.Cache != nil:
+			add("Cache      : %s on %s", st.Cache.Mount, st.Cache.Disk)
+		case st.Error != "":
+			add("Cache      : none (%s)", st.Error)
+		default:
+			add("Cache      : none")
+		}
+	}
+	if s.console != nil {
+		add("Status     : %s", s.statusURL())
+	}
+
+	if len(s.modules) > 0 {
+		add("")
+		add("%-12s %-11s %8s  %s", "MODULE", "STATE", "RESTARTS", "LAST EXIT")
+		for _, n := range s.moduleNames() {
+			m := s.modules[n]
+			add("%-12s %-11s %8d  %s", n, m.State, m.Restarts, m.LastExit)
+		}
+	}
+	for i := range l {
+		l[i] = clip(strings.TrimRight(l[i], " "), 80)
+	}
+	return l
+}
+
+// statusURL is where a person on the farm's network reads /status.
+func (s snapshot) statusURL() string {
+	addr := s.console.StatusAddr
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) && s.network != nil && len(s.network.Addresses) > 0 {
+		ip, _, _ := strings.Cut(s.network.Addresses[0], "/")
+		return "http://" + net.JoinHostPort(ip, port) + "/status"
+	}
+	return "http://" + addr + "/status"
+}
+
+// serial is the compact block for the serial console: few lines, each with
+// a "status:" prefix that people and tests can grep.
+func (s snapshot) serial() []string {
+	var l []string
+	state, twin, node := "waiting", uint64(0), uint64(0)
+	if r := s.registrar; r != nil {
+		state, twin, node = r.State, r.TwinID, r.NodeID
+	}
+	l = append(l, fmt.Sprintf("status: registrar=%s twin=%d node=%d farm=%d url=%s", orDash(state), twin, node, s.farm(), s.registrarURL()))
+	if r := s.registrar; r != nil && r.LastError != "" {
+		l = append(l, "status: registrar error: "+r.LastError)
+	}
+	if s.identity != nil {
+		l = append(l, fmt.Sprintf("status: key=%s ephemeral=%t", s.identity.PublicKey, s.identity.Ephemeral))
+	}
+	if n := s.network; n != nil && len(n.Addresses) > 0 {
+		l = append(l, fmt.Sprintf("status: network=%s mac=%s addr=%s gw=%s clock=%s", n.Iface, n.MAC, strings.Join(n.Addresses, ","), orDash(n.Gateway), orDash(n.Clock.Source)))
+	} else if p := s.networkProblem(); p != "" {
+		l = append(l, "status: network=none error: "+strings.ReplaceAll(p, "\n", "; "))
+	}
+	if h := s.hardware; h != nil {
+		l = append(l, fmt.Sprintf("status: capacity cru=%d mru=%s sru=%s hru=%s", h.CRU,
+			strings.ReplaceAll(bytesHuman(h.MRU), " ", ""), strings.ReplaceAll(bytesHuman(h.SRU), " ", ""), strings.ReplaceAll(bytesHuman(h.HRU), " ", "")))
+	}
+	if len(s.modules) > 0 {
+		var parts []string
+		for _, n := range s.moduleNames() {
+			m := s.modules[n]
+			p := n + "=" + m.State
+			if m.Restarts > 0 {
+				p += fmt.Sprintf("(%d restarts)", m.Restarts)
+			}
+			parts = append(parts, p)
+		}
+		l = append(l, "status: modules "+strings.Join(parts, " "))
+	}
+	return l
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func parens(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
+}
+
+// clip cuts s to n columns (runes: the screen has no wide characters).
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// wrap breaks s into lines of at most n columns at spaces (a word longer
+// than n is left for clip to cut).
+func wrap(s string, n int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = w
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(w) <= n:
+			line += " " + w
+		default:
+			lines = append(lines, line)
+			line = w
+		}
+	}
+	return append(lines, line)
+}

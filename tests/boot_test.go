@@ -1,0 +1,77 @@
+package tests
+
+import (
+	"context"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/gridnode/gridnode/qemu"
+)
+
+// The default image boots with a virtio NIC and a virtio disk, its PID 1
+// loads their drivers by coldplug (nothing hard-coded), every module becomes
+// ready, and the node powers off cleanly when its power button is pressed.
+func TestBootDefaultImage(t *testing.T) {
+	r := image(t, "node")
+	vm := boot(t, qemu.Options{
+		Boot:  kernelBoot(r, "gridnode.registrar=http://10.0.2.2:9"),
+		Disks: []qemu.Disk{{Size: 1 << 30, Serial: "data0"}},
+	})
+	expect(t, vm, `^gridnode: init `, bootTimeout)
+	expect(t, vm, `^gridnode: ready$`, bootTimeout)
+
+	// The guest's own report of what coldplug loaded, and why.
+	console := vm.Console()
+	for _, mod := range []string{"virtio_net", "virtio_blk"} {
+		re := regexp.MustCompile(`(?m)^coldplug: loaded ` + mod + ` \(virtio:d0000000[12]v00001AF4\)`)
+		if !re.MatchString(console) {
+			t.Errorf("console does not show coldplug loading %s for its device", mod)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := vm.Shutdown(ctx); err != nil {
+		t.Fatalf("power button: %v\n%s", err, vm.Console())
+	}
+	for _, line := range []string{"gridnode: powering off"} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(line)).MatchString(vm.Console()) {
+			t.Errorf("console lacks %q", line)
+		}
+	}
+}
+
+// In the debug flavour a shell runs on the second serial line; a module
+// killed from it is restarted by the supervisor.
+func TestDebugShellKillRestarts(t *testing.T) {
+	r := image(t, "debug")
+	vm := boot(t, qemu.Options{
+		Boot:         kernelBoot(r, "gridnode.registrar=http://10.0.2.2:9"),
+		ExtraSerials: 1,
+	})
+	expect(t, vm, `^gridnode: ready$`, bootTimeout)
+
+	sh := vm.Port(1)
+	ctx := context.Background()
+	send := func(cmd string) {
+		t.Helper()
+		if _, err := sh.Write([]byte(cmd + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("echo shell-$((40+2))")
+	if _, err := sh.Expect(ctx, regexp.MustCompile(`shell-42`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	send("pkill -KILL -f 'init module hardware' && echo killed-$((1+1))")
+	if _, err := sh.Expect(ctx, regexp.MustCompile(`killed-2`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, vm, `^supervisor: hardware exited .*restart`, time.Minute)
+	// The supervisor's own record shows the restart once the module is back.
+	send(`until grep -q '"restarts": 1' /run/gridnode/modules.json; do sleep 0.2; done; grep -A3 '"hardware"' /run/gridnode/modules.json; echo restarted-ok`)
+	if _, err := sh.Expect(ctx, regexp.MustCompile(`restarted-ok`), 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
