@@ -27,6 +27,7 @@ import (
 	"github.com/gridnode/gridnode/build/initramfs"
 	"github.com/gridnode/gridnode/build/kernel"
 	"github.com/gridnode/gridnode/build/kmod"
+	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/build/spec"
 	"github.com/gridnode/gridnode/init/config"
 	"gopkg.in/yaml.v3"
@@ -243,12 +244,18 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	}
 	b.res = Result{Dir: b.o.Out, Kernel: filepath.Join(b.o.Out, KernelFile), Initramfs: filepath.Join(b.o.Out, initrdName), NodeBinary: bin, Cmdline: cmdline}
 
+	var in media.Input
 	for _, f := range b.o.Formats {
 		if f == "kernel" {
 			continue
 		}
+		if in.Kernel == "" {
+			if in, err = b.mediaInput(ctx); err != nil {
+				return nil, err
+			}
+		}
 		t := time.Now()
-		files, err := Formats[f](b.mediaInput(), b.o.Out)
+		files, err := Formats[f](in, b.o.Out)
 		if err != nil {
 			return nil, fmt.Errorf("build: format %s: %w", f, err)
 		}
@@ -311,22 +318,41 @@ func (b *builder) debFile(ctx context.Context, pkg, name string) ([]byte, error)
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	b.noteDeb(p)
-	var data []byte
-	err = p.Walk(func(h *tar.Header, r io.Reader) error {
-		if h.Name == name && h.Typeflag == tar.TypeReg {
-			var err error
-			data, err = io.ReadAll(r)
-			return err
+	// Packages link some files elsewhere (ipxe's /usr/lib/ipxe/ipxe.efi is
+	// a link to /boot/ipxe.efi); follow a few links inside the package.
+	for hops := 0; hops < 4; hops++ {
+		var data []byte
+		link := ""
+		err = p.Walk(func(h *tar.Header, r io.Reader) error {
+			if strings.TrimPrefix(h.Name, "./") != name {
+				return nil
+			}
+			switch h.Typeflag {
+			case tar.TypeReg:
+				var err error
+				data, err = io.ReadAll(r)
+				return err
+			case tar.TypeSymlink:
+				link = h.Linkname
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		if data != nil {
+			return data, nil
+		}
+		if link == "" {
+			break
+		}
+		if filepath.IsAbs(link) {
+			name = strings.TrimPrefix(filepath.Clean(link), "/")
+		} else {
+			name = filepath.Join(filepath.Dir(name), link)
+		}
 	}
-	if data == nil {
-		return nil, fmt.Errorf("build: package %s %s has no %s", p.Name, p.Version, name)
-	}
-	return data, nil
+	return nil, fmt.Errorf("build: package %s %s has no %s", p.Name, p.Version, name)
 }
 
 func (b *builder) noteDeb(p *deb.Package) {
@@ -442,7 +468,7 @@ func osRelease(version string) string {
 var busyboxApplets = []string{"sh", "ash", "ls", "cat", "ps", "kill", "killall", "mount", "umount", "ip", "dmesg", "free",
 	"df", "du", "grep", "less", "more", "vi", "top", "ping", "wget", "ifconfig", "route", "mkdir", "rm", "cp", "mv",
 	"ln", "echo", "sleep", "head", "tail", "sync", "poweroff", "reboot", "lsmod", "modprobe", "insmod", "uname",
-	"hexdump", "find", "xargs", "sed", "awk", "wc", "date", "env", "stty", "netstat", "nslookup", "blkid", "fdisk"}
+	"hexdump", "find", "xargs", "sed", "awk", "wc", "date", "env", "stty", "netstat", "nslookup", "blkid", "fdisk", "pkill", "pgrep"}
 
 func fileSum(p string) (string, error) {
 	f, err := os.Open(p)

@@ -58,8 +58,8 @@ func TestApplyCmdlineLaterWinsAndSkipsBad(t *testing.T) {
 	n := config.Default()
 	n.Farm = 42
 	con := &console{w: &bytes.Buffer{}}
-	applyCmdline(&n, "console=ttyS0 gridnode.farm=7 gridnode.flavour=weird gridnode.modules=probe quiet", con)
-	if n.Farm != 7 || n.Flavour != config.FlavourNode || !reflect.DeepEqual(n.Modules, []string{"probe"}) {
+	applyCmdline(&n, "console=ttyS0 gridnode.farm=7 gridnode.flavour=weird gridnode.modules=hardware quiet", con)
+	if n.Farm != 7 || n.Flavour != config.FlavourNode || !reflect.DeepEqual(n.Modules, []string{"hardware"}) {
 		t.Errorf("got %+v", n)
 	}
 	if !strings.Contains(con.w.(*bytes.Buffer).String(), `flavour "weird"`) {

@@ -7,6 +7,12 @@ import (
 	"strings"
 
 	"github.com/gridnode/gridnode/init/config"
+	consolemod "github.com/gridnode/gridnode/modules/console"
+	"github.com/gridnode/gridnode/modules/hardware"
+	"github.com/gridnode/gridnode/modules/identity"
+	"github.com/gridnode/gridnode/modules/network"
+	"github.com/gridnode/gridnode/modules/registrar"
+	"github.com/gridnode/gridnode/modules/storage"
 )
 
 // module is one node service: PID 1 runs it as `/init module NAME` once
@@ -18,9 +24,16 @@ type module struct {
 	run  func(ctx context.Context, cfg config.Node, log *slog.Logger) error
 }
 
-// table lists the modules PID 1 supervises.
+// table lists the modules PID 1 supervises, in start order. The console
+// depends on nothing so that a node stuck early (no disk, no network) still
+// shows why.
 var table = []module{
-	{"probe", nil, runProbe},
+	{"console", nil, consolemod.Run},
+	{"hardware", nil, hardware.Run},
+	{"storage", []string{"hardware"}, storage.Run},
+	{"identity", []string{"storage"}, identity.Run},
+	{"network", []string{"hardware"}, network.Run},
+	{"registrar", []string{"network", "identity", "hardware"}, registrar.Run},
 }
 
 func findModule(name string) (module, bool) {

@@ -1,11 +1,13 @@
 package qemu
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,20 +27,78 @@ var (
 	accelName string
 )
 
+// ProbeKernelEnv names a Linux kernel the KVM probe boots; without it the
+// probe uses the kernel the first VM boots, else /boot/vmlinuz-*.
+const ProbeKernelEnv = "GRIDNODE_PROBE_KERNEL"
+
 // Accel returns the accelerator VMs use: $GRIDNODE_ACCEL when set, else
-// "kvm" if a probe VM runs under KVM promptly, else "tcg". The probe runs
-// once per process (about 0.3 s where KVM works, 2 s where it hangs).
-func Accel() string {
+// "kvm" if probe VMs run under KVM promptly, else "tcg". The probe runs once
+// per process.
+func Accel() string { return accelFor("") }
+
+// accelFor is Accel with a kernel the probe may boot. Two probes: a boot
+// sector that exits QEMU at once, and a Linux kernel that must print its
+// banner. The second is needed because on some hosts /dev/kvm runs real-mode
+// code and then hangs as the kernel leaves its decompressor; without a
+// kernel to try, KVM is not trusted.
+func accelFor(kernel string) string {
 	if a := os.Getenv(AccelEnv); a == "kvm" || a == "tcg" {
 		return a
 	}
 	accelOnce.Do(func() {
 		accelName = "tcg"
-		if probeKVM("qemu-system-x86_64", kvmProbeDeadline) {
+		k := os.Getenv(ProbeKernelEnv)
+		if k == "" {
+			k = kernel
+		}
+		if k == "" {
+			if l, _ := filepath.Glob("/boot/vmlinuz-*"); len(l) > 0 {
+				k = l[len(l)-1]
+			}
+		}
+		if k != "" && probeKVM("qemu-system-x86_64", kvmProbeDeadline) &&
+			probeKVMKernel("qemu-system-x86_64", k, kvmProbeDeadline) {
 			accelName = "kvm"
 		}
 	})
 	return accelName
+}
+
+// probeKVMKernel reports whether kernel prints its banner under KVM within
+// deadline (TCG takes a few seconds; KVM well under one).
+func probeKVMKernel(binary, kernel string, deadline time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary,
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-machine", "q35", "-accel", "kvm", "-cpu", "host", "-m", "256",
+		"-serial", "stdio", "-kernel", kernel,
+		"-append", "earlyprintk=ttyS0 console=ttyS0 panic=-1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return false
+	}
+	if err := cmd.Start(); err != nil {
+		return false
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	found := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Linux version") {
+				found <- true
+				return
+			}
+		}
+		found <- false
+	}()
+	select {
+	case ok := <-found:
+		return ok
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // accelArgs returns the QEMU arguments for accel. Under TCG, -cpu max gives

@@ -76,7 +76,7 @@ func Start(ctx context.Context, o Options) (*VM, error) {
 	}
 	accel := o.Accel
 	if accel == "" {
-		accel = Accel()
+		accel = accelFor(o.Boot.Kernel)
 	}
 	if accel != "kvm" && accel != "tcg" {
 		return nil, fmt.Errorf("qemu: accel %q: want kvm or tcg", accel)

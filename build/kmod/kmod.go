@@ -257,8 +257,17 @@ func (ix *Index) Closure(names []string) []string {
 		for _, d := range m.Depends {
 			visit(d)
 		}
+		// Soft dependencies name modules or aliases: ext4 and libcrc32c
+		// say "pre: crc32c", which is an alias of crc32c_generic and
+		// crc32c_intel. Every provider goes in; the kernel picks.
 		for _, d := range append(append([]string{}, m.SoftPre...), m.SoftPost...) {
-			visit(d)
+			if ix.Modules[d] != nil {
+				visit(d)
+				continue
+			}
+			for _, p := range ix.providers(d) {
+				visit(p)
+			}
 		}
 	}
 	for _, n := range names {
@@ -270,6 +279,21 @@ func (ix *Index) Closure(names []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// providers lists the modules that declare alias a literally, sorted.
+func (ix *Index) providers(a string) []string {
+	var l []string
+	for name, m := range ix.Modules {
+		for _, x := range m.Aliases {
+			if x == a || x == "crypto-"+a {
+				l = append(l, name)
+				break
+			}
+		}
+	}
+	sort.Strings(l)
+	return l
 }
 
 // Tables returns modules.dep, modules.alias and modules.softdep for the
