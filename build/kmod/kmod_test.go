@@ -16,9 +16,12 @@ func testIndex() *Index {
 			"failover":     {Name: "failover", Path: "kernel/net/core/failover.ko"},
 			"ext4":         {Name: "ext4", Path: "kernel/fs/ext4/ext4.ko", Depends: []string{"mbcache"}, SoftPre: []string{"crc32c"}, Aliases: []string{"fs-ext4"}},
 			"mbcache":      {Name: "mbcache", Path: "kernel/fs/mbcache.ko"},
-			"crc32c":       {Name: "crc32c", Path: "kernel/crypto/crc32c.ko"},
-			"isofs":        {Name: "isofs", Path: "kernel/fs/isofs/isofs.ko", Aliases: []string{"iso9660", "fs-iso9660"}},
-			"usb_storage":  {Name: "usb_storage", Path: "kernel/drivers/usb/storage/usb-storage.ko", Firmware: []string{"x.bin"}},
+			// As in Debian: ext4's soft dependency "crc32c" is an alias that
+			// two modules provide.
+			"crc32c_generic": {Name: "crc32c_generic", Path: "kernel/crypto/crc32c_generic.ko", Aliases: []string{"crc32c", "crypto-crc32c"}},
+			"crc32c_intel":   {Name: "crc32c_intel", Path: "kernel/arch/x86/crypto/crc32c-intel.ko", Aliases: []string{"crypto-crc32c"}},
+			"isofs":          {Name: "isofs", Path: "kernel/fs/isofs/isofs.ko", Aliases: []string{"iso9660", "fs-iso9660"}},
+			"usb_storage":    {Name: "usb_storage", Path: "kernel/drivers/usb/storage/usb-storage.ko", Firmware: []string{"x.bin"}},
 		},
 	}
 }
@@ -36,7 +39,7 @@ func TestExpandAndClosure(t *testing.T) {
 		t.Errorf("builtin = %v", builtin)
 	}
 	got := ix.Closure(mods)
-	want := []string{"crc32c", "ext4", "failover", "isofs", "mbcache", "net_failover", "usb_storage", "virtio_net"}
+	want := []string{"crc32c_generic", "crc32c_intel", "ext4", "failover", "isofs", "mbcache", "net_failover", "usb_storage", "virtio_net"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Closure = %v, want %v", got, want)
 	}
