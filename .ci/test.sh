@@ -13,6 +13,7 @@ unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt: $unformatted"; exit 1; fi
 go vet ./...
 
+mkdir -p .cache
 echo "== tests"
 # The integration tests boot QEMU under TCG; give them the time a 2-core CI
 # machine needs, and run packages two at a time.
