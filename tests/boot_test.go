@@ -2,6 +2,8 @@ package tests
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -14,9 +16,17 @@ import (
 // ready, and the node powers off cleanly when its power button is pressed.
 func TestBootDefaultImage(t *testing.T) {
 	r := image(t, "node")
+	// A USB controller from the start, and a stick that is plugged in only
+	// after the node is ready: its driver must come from hotplug.
+	stick := filepath.Join(t.TempDir(), "stick.img")
+	if err := os.WriteFile(stick, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	vm := boot(t, qemu.Options{
 		Boot:  kernelBoot(r, "gridnode.registrar=http://10.0.2.2:9"),
 		Disks: []qemu.Disk{{Size: 1 << 30, Serial: "data0"}},
+		ExtraArgs: []string{"-device", "qemu-xhci,id=xhci",
+			"-drive", "if=none,id=stick,format=raw,file=" + stick},
 	})
 	expect(t, vm, `^gridnode: init `, bootTimeout)
 	expect(t, vm, `^gridnode: ready$`, bootTimeout)
@@ -32,6 +42,14 @@ func TestBootDefaultImage(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if regexp.MustCompile(`(?m)^coldplug: loaded usb_storage`).MatchString(console) {
+		t.Fatal("usb_storage loaded before any USB stick was plugged in")
+	}
+	if _, err := vm.QMP(ctx, "device_add", map[string]string{"driver": "usb-storage", "bus": "xhci.0", "drive": "stick", "id": "stick0"}); err != nil {
+		t.Fatalf("plugging the stick: %v", err)
+	}
+	expect(t, vm, `^hotplug: loaded usb_storage \(usb:`, 2*time.Minute)
+
 	if err := vm.Shutdown(ctx); err != nil {
 		t.Fatalf("power button: %v\n%s", err, vm.Console())
 	}
