@@ -96,6 +96,23 @@ func metrics(s snapshot) []byte {
 		}
 		fmt.Fprintf(&b, "gridnode_registered %d\n", reg)
 	}
+	if procs := nodeMemory(); len(procs) > 0 {
+		var rss, pss uint64
+		metric("gridnode_process_rss_bytes", "gauge", "Resident memory of each gridnode process (VmRSS; shared pages counted in each).")
+		for _, p := range procs {
+			fmt.Fprintf(&b, "gridnode_process_rss_bytes{process=%q,pid=\"%d\"} %d\n", p.Name, p.PID, p.RSS)
+			rss += p.RSS
+		}
+		metric("gridnode_process_pss_bytes", "gauge", "Proportional memory of each gridnode process (Pss: shared pages divided among their users).")
+		for _, p := range procs {
+			fmt.Fprintf(&b, "gridnode_process_pss_bytes{process=%q,pid=\"%d\"} %d\n", p.Name, p.PID, p.PSS)
+			pss += p.PSS
+		}
+		metric("gridnode_memory_rss_bytes", "gauge", "Sum of VmRSS of every gridnode process (PID 1 and its modules).")
+		fmt.Fprintf(&b, "gridnode_memory_rss_bytes %d\n", rss)
+		metric("gridnode_memory_pss_bytes", "gauge", "Sum of Pss of every gridnode process: the memory they take together.")
+		fmt.Fprintf(&b, "gridnode_memory_pss_bytes %d\n", pss)
+	}
 	metric("gridnode_uptime_seconds", "gauge", "Seconds since the machine booted.")
 	fmt.Fprintf(&b, "gridnode_uptime_seconds %.0f\n", s.uptime.Seconds())
 	metric("gridnode_facts", "gauge", "Facts published under /run/gridnode.")

@@ -279,11 +279,22 @@ func (n *node) scan(hw hardware.Facts) Facts {
 		}
 	}
 	f.Cache = n.cache
+	if n.cache != nil {
+		// Say what the other disks hold, not only that they are not
+		// needed: a farmer whose disk was passed over wants to know why.
+		for _, c := range cands {
+			if c.disk.Name != n.cache.Disk && c.holds == "" {
+				c.holds, c.wipable = n.inspect(c.disk)
+			}
+		}
+	}
 	for _, c := range cands {
 		st := states[c.disk.Name]
 		switch {
 		case n.cache != nil && c.disk.Name == n.cache.Disk:
 			st.Used, st.Reason = true, "cache: "+n.cache.Partition+" labelled "+Label+", mounted at "+n.cache.Mount
+		case n.cache != nil && c.holds != "":
+			st.Reason = "holds " + c.holds + "; not touched (the cache is on " + n.cache.Disk + ")"
 		case n.cache != nil:
 			st.Reason = "not needed: the cache is on " + n.cache.Disk
 		case c.holds != "" && !c.wipable:

@@ -299,6 +299,9 @@ func TestFirstBootTakesEmptySSDThenFindsItByLabel(t *testing.T) {
 	if st := state(f, "sdb"); st.Used || !strings.Contains(st.Reason, "not needed") {
 		t.Errorf("sdb state = %+v", st)
 	}
+	if st := state(f, "sda"); st.Used || !strings.Contains(st.Reason, "holds an ext4 file system; not touched") {
+		t.Errorf("sda state = %+v, want unused, saying it holds ext4", st)
+	}
 }
 
 func TestEmptyHDDBeforeWipableSSD(t *testing.T) {
