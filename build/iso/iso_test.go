@@ -156,21 +156,8 @@ func efiPartition(t *testing.T, p string) (start, size int64) {
 	return le(e[8:]) * 512, le(e[12:]) * 512
 }
 
-func TestBootCDROMBIOS(t *testing.T) {
-	boottest.Boot(t, qemu.Options{Boot: qemu.CDROMBoot(image(t)), Firmware: qemu.BIOS}, "gridnode.boot=iso")
-}
-
-func TestBootCDROMUEFI(t *testing.T) {
-	boottest.Boot(t, qemu.Options{Boot: qemu.CDROMBoot(image(t)), Firmware: qemu.UEFI}, "gridnode.boot=iso")
-}
-
-func TestBootUSBBIOS(t *testing.T) {
-	boottest.Boot(t, qemu.Options{Boot: qemu.USBBoot(image(t)), Firmware: qemu.BIOS}, "gridnode.boot=iso")
-}
-
-func TestBootUSBUEFI(t *testing.T) {
-	boottest.Boot(t, qemu.Options{Boot: qemu.USBBoot(image(t)), Firmware: qemu.UEFI}, "gridnode.boot=iso")
-}
+// The ISO's boots as a CD-ROM and as a USB stick, on BIOS and on UEFI, are
+// tested with the real image in tests/media_test.go; this one is not.
 
 // TestBootCDROMUEFILarge boots an ISO whose EFI image is larger than the
 // El Torito sector count can say (32 MiB): the count is 0 and firmware

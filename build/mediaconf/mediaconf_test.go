@@ -44,6 +44,10 @@ func TestEdit(t *testing.T) {
 	if want := "# farm=7\nfarm=42\nregistrar=dev\nnet=dhcp\n"; string(got) != want {
 		t.Errorf("Edit = %q, want %q", got, want)
 	}
+	got, err = mediaconf.Edit([]byte("farm=1\n#net.iface=\n#location=\n"), []string{"net.iface=eth1"})
+	if want := "farm=1\nnet.iface=eth1\n#location=\n"; err != nil || string(got) != want {
+		t.Errorf("Edit of a placeholder = %q, %v; want %q", got, err, want)
+	}
 	for _, bad := range []string{"farm=x", "nokey=1", "novalue"} {
 		if _, err := mediaconf.Edit(nil, []string{bad}); err == nil {
 			t.Errorf("Edit accepted %q", bad)

@@ -180,7 +180,8 @@ func readCopy(r io.ReaderAt, c Copy) ([]byte, error) {
 }
 
 // Edit applies key=value settings to a gridnode.conf text: a key's line is
-// replaced (later duplicates dropped), a new key is appended. The result
+// replaced (later duplicates dropped), a "#key=" placeholder is filled in,
+// else the new key is appended. The result
 // must pass config.ApplyKV.
 func Edit(text []byte, kvs []string) ([]byte, error) {
 	var lines []string
@@ -211,6 +212,16 @@ func Edit(text []byte, kvs []string) ([]byte, error) {
 				continue
 			}
 			out = append(out, l)
+		}
+		if !done {
+			// The builder writes keys without a value as "#key=": fill in
+			// that placeholder rather than add a line after the others.
+			for i, l := range out {
+				if strings.TrimSpace(l) == "#"+k+"=" {
+					out[i], done = line, true
+					break
+				}
+			}
 		}
 		if !done {
 			out = append(out, line)

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/build/pxe"
-	"github.com/gridnode/gridnode/build/pxe/pxetest"
 )
 
 // fakeInput makes small stand-ins for the kernel, initramfs and iPXE files.
@@ -106,42 +104,5 @@ func TestWriteNamesMissingInput(t *testing.T) {
 	}
 }
 
-// TestBootQEMU boots the bundle through QEMU's own iPXE ROM and its user
-// network TFTP server, as a farm's TFTP server would serve it, on BIOS and
-// on UEFI.
-func TestBootQEMU(t *testing.T) {
-	pxetest.Skip(t)
-	for _, f := range []string{media.DebIPXEEFI, media.DebUndionly} {
-		if _, err := os.Stat(f); err != nil {
-			t.Skipf("%s missing (Debian package ipxe)", f)
-		}
-	}
-	in := media.Input{
-		Kernel:   pxetest.Kernel(t),
-		Initrd:   pxetest.Initramfs(t),
-		IPXEEFI:  media.DebIPXEEFI,
-		Undionly: media.DebUndionly,
-		Cmdline:  "console=ttyS0 panic=-1 no_timer_check gridnode.test=pxe-bundle",
-		Epoch:    time.Unix(0, 0),
-	}
-	dir := filepath.Join(t.TempDir(), "pxe")
-	if err := pxe.Write(in, dir); err != nil {
-		t.Fatal(err)
-	}
-	net := []string{
-		"-netdev", "user,id=n,tftp=" + dir + ",bootfile=boot.ipxe",
-		"-device", "virtio-net-pci,netdev=n",
-		"-boot", "n",
-	}
-	want := regexp.MustCompile(`^cmdline: .*gridnode.test=pxe-bundle gridnode.boot=pxe`)
-	for _, fw := range []string{"bios", "uefi"} {
-		t.Run(fw, func(t *testing.T) {
-			args := net
-			if fw == "uefi" {
-				args = append(pxetest.UEFI(t), net...)
-			}
-			line := pxetest.Boot(t, args, want, 3*time.Minute)
-			t.Logf("guest: %s", line)
-		})
-	}
-}
+// The bundle's boots through QEMU's iPXE and TFTP server, on BIOS and on
+// UEFI, are tested with the real image in tests/media_test.go.

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/gridnode/gridnode/build/release"
+	"github.com/gridnode/gridnode/build/spec"
 )
 
 // releaseDir makes a small release folder with a subfolder.
@@ -314,5 +315,25 @@ func sameTree(t *testing.T, a, b string) {
 	})
 	if n != 7 {
 		t.Errorf("pulled %d files, want 7", n)
+	}
+}
+
+// Build refuses, before building anything, a version that cannot be a file
+// name and a folder that already holds files (a release folder holds one
+// release only).
+func TestBuildRefuses(t *testing.T) {
+	s := &spec.Spec{}
+	for _, v := range []string{"", "1.0/evil", "1 0"} {
+		if _, err := release.Build(context.Background(), release.BuildOptions{Spec: s, Version: v, Out: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "version") {
+			t.Errorf("version %q: err = %v, want one about the version", v, err)
+		}
+	}
+	full := t.TempDir()
+	os.WriteFile(filepath.Join(full, "old.iso"), []byte("x"), 0o644)
+	if _, err := release.Build(context.Background(), release.BuildOptions{Spec: s, Version: "1.0", Out: full}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("non-empty folder: err = %v, want one saying it is not empty", err)
+	}
+	if _, err := os.Stat(filepath.Join(full, "old.iso")); err != nil {
+		t.Errorf("the refused folder was changed: %v", err)
 	}
 }

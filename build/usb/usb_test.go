@@ -12,7 +12,6 @@ import (
 	"github.com/gridnode/gridnode/build/internal/boottest"
 	"github.com/gridnode/gridnode/build/mediaconf"
 	"github.com/gridnode/gridnode/build/usb"
-	"github.com/gridnode/gridnode/qemu"
 )
 
 func write(t *testing.T) string {
@@ -89,10 +88,5 @@ func TestLayout(t *testing.T) {
 	}
 }
 
-func TestBootBIOS(t *testing.T) {
-	boottest.Boot(t, qemu.Options{Boot: qemu.USBBoot(write(t)), Firmware: qemu.BIOS}, "gridnode.boot=usb")
-}
-
-func TestBootUEFI(t *testing.T) {
-	boottest.Boot(t, qemu.Options{Boot: qemu.USBBoot(write(t)), Firmware: qemu.UEFI}, "gridnode.boot=usb")
-}
+// The USB image's boots on BIOS and on UEFI are tested with the real image
+// in tests/media_test.go.

@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +20,6 @@ import (
 
 	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/build/pxe"
-	"github.com/gridnode/gridnode/build/pxe/pxetest"
 	"github.com/gridnode/gridnode/grid/netboot"
 )
 
@@ -354,10 +350,12 @@ func get(t *testing.T, url string) string {
 
 func TestHTTP(t *testing.T) {
 	r := start(t)
-	for mac, want := range map[string]string{
-		"52:54:00:aa:bb:cc": "kernel vmlinuz initrd=initrd console=ttyS0 gridnode.hostname=n1 gridnode.farm=7 gridnode.boot=pxe\n",
-		"52-54-00-99-99-99": "kernel vmlinuz initrd=initrd console=ttyS0 gridnode.net=dhcp gridnode.farm=42 gridnode.boot=pxe\n",
+	// In this order: the MAC learned last for 127.0.0.1 is checked below.
+	for _, c := range []struct{ mac, want string }{
+		{"52:54:00:aa:bb:cc", "kernel vmlinuz initrd=initrd console=ttyS0 gridnode.hostname=n1 gridnode.farm=7 gridnode.boot=pxe\n"},
+		{"52-54-00-99-99-99", "kernel vmlinuz initrd=initrd console=ttyS0 gridnode.net=dhcp gridnode.farm=42 gridnode.boot=pxe\n"},
 	} {
+		mac, want := c.mac, c.want
 		s := get(t, r.http+"boot.ipxe?mac="+mac)
 		if !strings.HasPrefix(s, "#!ipxe\n") || !strings.Contains(s, want) || !strings.Contains(s, "\ninitrd initrd\nboot\n") {
 			t.Errorf("boot.ipxe for %s:\n%s\nwant kernel line %q", mac, s, want)
@@ -377,69 +375,7 @@ func TestHTTP(t *testing.T) {
 	}
 }
 
-// TestBootQEMU boots a guest end to end from the netboot server: QEMU's
-// iPXE gets the server's boot.ipxe URL from QEMU's own DHCP (user networking
-// cannot carry broadcast DHCP to the host), fetches the script generated for
-// its MAC, then the kernel and initramfs, over HTTP from the server on
-// loopback, reached at 10.0.2.2.
-func TestBootQEMU(t *testing.T) {
-	pxetest.Skip(t)
-	for _, f := range []string{media.DebIPXEEFI, media.DebUndionly} {
-		if _, err := os.Stat(f); err != nil {
-			t.Skipf("%s missing (Debian package ipxe)", f)
-		}
-	}
-	dir := filepath.Join(t.TempDir(), "pxe")
-	in := media.Input{
-		Kernel: pxetest.Kernel(t), Initrd: pxetest.Initramfs(t),
-		IPXEEFI: media.DebIPXEEFI, Undionly: media.DebUndionly,
-		Cmdline: "console=ttyS0 panic=-1 no_timer_check", Epoch: time.Unix(0, 0),
-	}
-	if err := pxe.Write(in, dir); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := netboot.ParseConfig("netboot.yaml", []byte(`
-default: {farm: 1}
-machines:
-  "52:54:00:12:34:56": {farm: 9, cmdline: "gridnode.test=netboot-e2e"}
-  "52:54:00:12:34:57": {farm: 9, cmdline: "gridnode.test=netboot-e2e"}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, rec := newLog(t)
-	s, err := netboot.New(dir, cfg, nil, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, netboot.Listeners{HTTP: l}) }()
-	defer func() { cancel(); <-done }()
-
-	port := l.Addr().(*net.TCPAddr).Port
-	url := "http://10.0.2.2:" + strconv.Itoa(port) + "/boot.ipxe"
-	for i, fw := range []string{"bios", "uefi"} {
-		t.Run(fw, func(t *testing.T) {
-			// One MAC per firmware, so each run's log records are its own.
-			mac := fmt.Sprintf("52:54:00:12:34:%02x", 0x56+i)
-			args := []string{
-				"-netdev", "user,id=n,bootfile=" + url,
-				"-device", "virtio-net-pci,netdev=n,mac=" + mac,
-				"-boot", "n",
-			}
-			if fw == "uefi" {
-				args = append(pxetest.UEFI(t), args...)
-			}
-			line := pxetest.Boot(t, args, regexp.MustCompile(`^cmdline: .*gridnode.test=netboot-e2e gridnode.farm=9 gridnode.boot=pxe`), 3*time.Minute)
-			t.Logf("guest: %s", line)
-			rec.wait(t, map[string]any{"msg": "netboot: http: sent boot script", "mac": mac})
-			rec.wait(t, map[string]any{"msg": "netboot: http: sent", "mac": mac, "file": "vmlinuz", "status": float64(200)})
-			rec.wait(t, map[string]any{"msg": "netboot: http: sent", "mac": mac, "file": "initrd", "status": float64(200)})
-		})
-	}
-}
+// A guest booted end to end from the server's HTTP (QEMU's iPXE sent to
+// boot.ipxe at 10.0.2.2) is tested with the real image in
+// tests/media_test.go (TestNetbootServer); TestPXEFlow boots through the
+// server's proxyDHCP and TFTP too.

@@ -46,13 +46,13 @@ const (
 func TestPXEFlow(t *testing.T) {
 	pxetest.Skip(t)
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace and a tap device")
+		pxetest.Need(t, "needs root for a network namespace and a tap device")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) not installed")
+		pxetest.Need(t, "ip (iproute2) not installed")
 	}
 	if _, err := os.Stat(media.DebIPXEEFI); err != nil {
-		t.Skipf("%s missing (Debian package ipxe)", media.DebIPXEEFI)
+		pxetest.Need(t, "%s missing (Debian package ipxe)", media.DebIPXEEFI)
 	}
 	uefi := pxetest.UEFI(t)
 	dir := filepath.Join(t.TempDir(), "pxe")

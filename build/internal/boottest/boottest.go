@@ -1,6 +1,6 @@
-// Package boottest gives the boot-medium tests a real kernel (Debian's, from
-// the .deb in .cache/debs) and a tiny initramfs whose /init prints
-// "hello from init" and the command line, then powers off.
+// Package boottest gives the boot-medium tests a real kernel (Debian's, the
+// one the image builder fetches into .cache) and a tiny initramfs whose
+// /init prints "hello from init" and the command line, then powers off.
 package boottest
 
 import (
@@ -12,14 +12,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	kernelpkg "github.com/gridnode/gridnode/build/kernel"
 	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/qemu"
 	"github.com/u-root/mkuimage/cpio"
+	"golang.org/x/sys/unix"
 )
 
 // Hello is what the test init prints once it runs.
@@ -37,17 +38,71 @@ func moduleRoot() string {
 	return filepath.Join(filepath.Dir(f), "..", "..", "..")
 }
 
+// Kernel returns the path of the Debian kernel the image builder uses
+// (package linux-image-amd64), fetched and unpacked by the builder's own code
+// into the project's .cache: apt-get download on a fresh machine, the cached
+// copy afterwards. Test binaries of several packages may call it at once, so
+// it holds a lock on the cache while it works.
+func Kernel() (string, error) {
+	kernelMu.Lock()
+	defer kernelMu.Unlock()
+	if kernelPath != "" {
+		return kernelPath, nil
+	}
+	cache := filepath.Join(moduleRoot(), ".cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(cache, ".boottest.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	k, err := kernelpkg.Resolve(ctx, kernelpkg.Source{Package: KernelPackage}, cache)
+	if err != nil {
+		return "", fmt.Errorf("the test kernel (Debian package %s): %w", KernelPackage, err)
+	}
+	kernelPath = k.Vmlinuz
+	return kernelPath, nil
+}
+
+// KernelPackage is the Debian kernel the boot tests use, as images/node.yaml.
+const KernelPackage = "linux-image-amd64"
+
+var (
+	kernelMu   sync.Mutex
+	kernelPath string
+)
+
+// Need skips t because what it needs is missing here, except under CI
+// (CI set in the environment, as .ci/run has it), where every boot test must
+// run: there the missing piece is a failure.
+func Need(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI: %s", msg)
+	}
+	t.Skip(msg)
+}
+
 // Input returns a media.Input with the Debian kernel, the test initramfs and
-// Debian's boot-loader files; it skips the test when they are not there.
+// Debian's boot-loader files; it skips the test when they are not there
+// (fails it under CI, see Need).
 func Input(t testing.TB) media.Input {
 	t.Helper()
 	once.Do(prepare)
 	if prepErr != nil {
-		t.Skipf("boot test inputs: %v", prepErr)
+		Need(t, "boot test inputs: %v", prepErr)
 	}
 	for _, p := range []string{media.DebEFIStub, media.DebIsolinux, media.DebIsoHdpfx, media.DebLdlinux} {
 		if _, err := os.Stat(p); err != nil {
-			t.Skipf("boot-loader file missing (install systemd-boot-efi isolinux syslinux-common): %v", err)
+			Need(t, "boot-loader file missing (make deps installs systemd-boot-efi isolinux syslinux-common): %v", err)
 		}
 	}
 	return media.Input{
@@ -73,33 +128,9 @@ func prepare() {
 		prepErr = err
 		return
 	}
-	debs, _ := filepath.Glob(filepath.Join(root, ".cache", "debs", "linux-image-*.deb"))
-	if len(debs) == 0 {
-		prepErr = fmt.Errorf("no linux-image .deb in %s/.cache/debs (run make deps)", root)
+	if kernel, prepErr = Kernel(); prepErr != nil {
 		return
 	}
-	deb := debs[0]
-	dir := filepath.Join(cache, strings.TrimSuffix(filepath.Base(deb), ".deb"))
-	if _, err := os.Stat(dir); err != nil {
-		// Extract beside and rename: test binaries of other packages may race.
-		tmp, err := os.MkdirTemp(cache, "x-")
-		if err != nil {
-			prepErr = err
-			return
-		}
-		defer os.RemoveAll(tmp)
-		if out, err := exec.Command("dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
-			prepErr = fmt.Errorf("dpkg-deb -x %s: %v: %s", deb, err, out)
-			return
-		}
-		os.Rename(tmp, dir) // losing the race is fine: the winner's copy is the same
-	}
-	ks, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
-	if len(ks) == 0 {
-		prepErr = fmt.Errorf("no vmlinuz in %s", deb)
-		return
-	}
-	kernel = ks[0]
 
 	bin := filepath.Join(cache, fmt.Sprintf("testinit-%d", os.Getpid()))
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/gridnode/gridnode/build/internal/boottest/testinit")
@@ -148,7 +179,7 @@ func Boot(t testing.TB, o qemu.Options, want string) {
 		t.Skip("QEMU boot: not in -short")
 	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
+		Need(t, "qemu-system-x86_64 not installed (make deps installs qemu-system-x86)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

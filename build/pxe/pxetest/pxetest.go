@@ -1,10 +1,10 @@
 // Package pxetest has what the PXE and netboot tests share to boot a QEMU
-// guest over the network: the Debian kernel from the project's .deb cache, a
+// guest over the network: the Debian kernel the image builder uses, a
 // tiny initramfs whose init prints its command line and powers off, and a
 // QEMU runner that waits for a console line with a deadline.
 //
-// Tests that use it skip (not fail) when QEMU or the kernel package is
-// missing, or under go test -short.
+// Tests that use it skip under go test -short, and when QEMU, OVMF or the
+// kernel package is missing, except under CI, where those fail the test.
 package pxetest
 
 import (
@@ -16,13 +16,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"github.com/gridnode/gridnode/build/internal/boottest"
 )
 
 // Hello is the first line the test init prints; its second line is
@@ -42,62 +42,27 @@ func Skip(t testing.TB) {
 		t.Skip("QEMU boot test skipped under -short")
 	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed (Debian package qemu-system-x86)")
+		boottest.Need(t, "qemu-system-x86_64 not installed (Debian package qemu-system-x86)")
 	}
 }
 
-// repoRoot is the module root, found from this file's path.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+// Need skips t for want of what format says, or fails it under CI, where
+// every boot test must run (see boottest.Need).
+func Need(t testing.TB, format string, args ...any) {
+	t.Helper()
+	boottest.Need(t, format, args...)
 }
 
-var kernelOnce sync.Mutex
-
-// Kernel returns the path of a vmlinuz taken from the Debian linux-image
-// package in .cache/debs, extracted once into the user's cache folder.
+// Kernel returns the path of the Debian kernel the image builder uses,
+// fetched into the project's .cache by the builder's code when missing
+// (boottest.Kernel).
 func Kernel(t testing.TB) string {
 	t.Helper()
-	kernelOnce.Lock()
-	defer kernelOnce.Unlock()
-	debs, _ := filepath.Glob(filepath.Join(repoRoot(), ".cache", "debs", "linux-image-*-amd64_*.deb"))
-	if len(debs) == 0 {
-		t.Skip("no linux-image .deb in .cache/debs; run make deps")
-	}
-	deb := debs[len(debs)-1]
-	cache, err := os.UserCacheDir()
+	k, err := boottest.Kernel()
 	if err != nil {
-		cache = os.TempDir()
+		boottest.Need(t, "%v", err)
 	}
-	out := filepath.Join(cache, "gridnode-test", strings.TrimSuffix(filepath.Base(deb), ".deb")+".vmlinuz")
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	dir := t.TempDir()
-	// Only the kernel: the modules are most of the package and not needed.
-	sh := `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards './boot/vmlinuz-*'`
-	if b, err := exec.Command("sh", "-c", sh, "sh", deb, dir).CombinedOutput(); err != nil {
-		t.Fatalf("extract vmlinuz from %s: %v: %s", deb, err, b)
-	}
-	k, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
-	if len(k) != 1 {
-		t.Fatalf("%s: want one boot/vmlinuz-*, found %v", deb, k)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(k[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := out + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return k
 }
 
 const initSource = `package main
@@ -172,7 +137,7 @@ func Initramfs(t testing.TB) string {
 func UEFI(t testing.TB) []string {
 	t.Helper()
 	if _, err := os.Stat(OVMFCode); err != nil {
-		t.Skipf("%s missing (Debian package ovmf)", OVMFCode)
+		boottest.Need(t, "%s missing (Debian package ovmf)", OVMFCode)
 	}
 	vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
 	b, err := os.ReadFile(OVMFVars)

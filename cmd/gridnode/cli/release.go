@@ -2,10 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gridnode/gridnode/build"
 	"github.com/gridnode/gridnode/build/release"
+	"github.com/gridnode/gridnode/build/spec"
 )
 
 func init() { register(newReleaseCmd) }
@@ -13,8 +17,9 @@ func init() { register(newReleaseCmd) }
 func newReleaseCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "release",
-		Short: "Publish a release folder to an OCI registry, or fetch one",
+		Short: "Make a release folder, publish it to an OCI registry, or fetch one",
 	}
+	cmd.AddCommand(newReleaseBuildCmd())
 	cmd.AddCommand(&cobra.Command{
 		Use:   "push DIR REF",
 		Short: "Publish the files of DIR as one OCI artifact at REF (registry/repo:tag)",
@@ -46,4 +51,62 @@ digest; pull REPO@DIGEST fetches exactly this release.`,
 		},
 	})
 	return cmd
+}
+
+func newReleaseBuildCmd() *cobra.Command {
+	var version, cache, src string
+	var quiet, verbose bool
+	c := &cobra.Command{
+		Use:   "build SPEC DIR --version VERSION",
+		Short: "Make a release folder: every boot format, the manifest, an SPDX SBOM and SHA256SUMS",
+		Long: `build makes the release folder DIR (make release VERSION=x runs it for dist/):
+every boot format of SPEC (kernel, uki, iso, usb, pxe) named for VERSION, the
+build manifest, an SPDX 2.3 JSON SBOM (gridnode-VERSION.spdx.json: the Go
+modules of the node program and the Debian packages of kernel, firmware and
+boot loaders, with versions and checksums) and SHA256SUMS over all of it.
+DIR must be missing or empty.
+
+SOURCE_DATE_EPOCH sets every timestamp; without it the time of the source
+tree's last commit is used, so two releases of one checkout are identical.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if version == "" {
+				return fmt.Errorf("release build: --version is required (make release VERSION=x)")
+			}
+			s, err := spec.Load(args[0])
+			if err != nil {
+				return err
+			}
+			if src == "" {
+				if src, err = build.FindSource("."); err != nil {
+					return err
+				}
+			}
+			epoch, err := build.SourceDateEpoch(src)
+			if err != nil {
+				return err
+			}
+			var progress io.Writer
+			if verbose || (!quiet && isTerminal(cmd.ErrOrStderr()) && os.Getenv("CI") == "") {
+				progress = cmd.ErrOrStderr()
+			}
+			r, err := release.Build(cmd.Context(), release.BuildOptions{
+				Spec: s, Version: version, Out: args[1], Cache: cache, Src: src, Epoch: epoch,
+				Progress: progress, Warn: cmd.ErrOrStderr(),
+			})
+			if err != nil {
+				return err
+			}
+			for _, f := range r.Files {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s\n", args[1], f)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&version, "version", "", "release version (file names, manifest, SBOM)")
+	c.Flags().StringVar(&cache, "cache", ".cache", "cache folder for packages, kernels and indexes")
+	c.Flags().StringVar(&src, "src", "", "gridnode source tree to compile the node program from (default: found from the current folder)")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "progress lines even when not on a terminal")
+	return c
 }
