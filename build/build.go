@@ -313,11 +313,26 @@ func (b *builder) addOutput(p string) error {
 
 // debFile fetches package pkg and returns the content of one file in it.
 func (b *builder) debFile(ctx context.Context, pkg, name string) ([]byte, error) {
+	p, err := b.fetchDeb(ctx, pkg)
+	if err != nil {
+		return nil, err
+	}
+	return fileIn(p, name)
+}
+
+// fetchDeb fetches package pkg and records it as an input.
+func (b *builder) fetchDeb(ctx context.Context, pkg string) (*deb.Package, error) {
 	p, err := deb.Fetch(ctx, filepath.Join(b.o.Cache, "debs"), pkg)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	b.noteDeb(p)
+	return p, nil
+}
+
+// fileIn returns the content of the file name in package p.
+func fileIn(p *deb.Package, name string) ([]byte, error) {
+	var err error
 	// Packages link some files elsewhere (ipxe's /usr/lib/ipxe/ipxe.efi is
 	// a link to /boot/ipxe.efi); follow a few links inside the package.
 	for hops := 0; hops < 4; hops++ {
@@ -468,7 +483,7 @@ func osRelease(version string) string {
 var busyboxApplets = []string{"sh", "ash", "ls", "cat", "ps", "kill", "killall", "mount", "umount", "ip", "dmesg", "free",
 	"df", "du", "grep", "less", "more", "vi", "top", "ping", "wget", "ifconfig", "route", "mkdir", "rm", "cp", "mv",
 	"ln", "echo", "sleep", "head", "tail", "sync", "poweroff", "reboot", "lsmod", "modprobe", "insmod", "uname",
-	"hexdump", "find", "xargs", "sed", "awk", "wc", "date", "env", "stty", "netstat", "nslookup", "blkid", "fdisk", "pkill", "pgrep"}
+	"hexdump", "find", "xargs", "sed", "awk", "wc", "date", "env", "stty", "netstat", "nslookup", "fdisk", "pidof", "timeout"}
 
 func fileSum(p string) (string, error) {
 	f, err := os.Open(p)

@@ -76,18 +76,27 @@ func (b *builder) bootFiles(ctx context.Context, in *media.Input) error {
 		{"ipxe", media.DebIPXEEFI, &in.IPXEEFI},
 		{"ipxe", media.DebUndionly, &in.Undionly},
 	} {
-		p, err := b.debFile(ctx, f.pkg, strings.TrimPrefix(f.path, "/"))
+		p, err := b.fetchDeb(ctx, f.pkg)
 		if err != nil {
 			return fmt.Errorf("%w (boot-loader file for the media formats)", err)
 		}
-		dst := filepath.Join(b.o.Cache, "bootfiles", filepath.Base(f.path))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		// Written each time: a few hundred KiB, and a stale copy from
-		// another package version must never be used.
-		if err := os.WriteFile(dst, p, 0o644); err != nil {
-			return err
+		// Extracted once per package version: the cache path names it.
+		dst := filepath.Join(b.o.Cache, "bootfiles", p.SHA256[:16], filepath.Base(f.path))
+		if _, err := os.Stat(dst); err != nil {
+			data, err := fileIn(p, strings.TrimPrefix(f.path, "/"))
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			tmp := dst + ".tmp"
+			if err := os.WriteFile(tmp, data, 0o644); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp, dst); err != nil {
+				return err
+			}
 		}
 		*f.dst = dst
 	}

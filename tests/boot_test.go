@@ -82,7 +82,8 @@ func TestDebugShellKillRestarts(t *testing.T) {
 	if _, err := sh.Expect(ctx, regexp.MustCompile(`shell-42`), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	send("pkill -KILL -f 'init module hardware' && echo killed-$((1+1))")
+	// Debian's busybox has no pkill: find the module's PID with ps.
+	send("kill -KILL $(ps | awk '/[i]nit module hardware/{print $1}') && echo killed-$((1+1))")
 	if _, err := sh.Expect(ctx, regexp.MustCompile(`killed-2`), time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Fetch returns the .deb for name, which is either a path to a .deb file or
@@ -32,6 +33,16 @@ func Fetch(ctx context.Context, cache, name string) (*Package, error) {
 	}
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return nil, err
+	}
+	// Several builds (test binaries of several packages) may fetch into one
+	// cache at once: one downloads, the others then find its file.
+	unlock, err := lock(filepath.Join(cache, ".fetch.lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if p := cached(cache, pkg, version); p != nil {
+		return p, nil
 	}
 	cmd := exec.CommandContext(ctx, "apt-get", "download", pkg+"="+version)
 	cmd.Dir = cache
@@ -130,4 +141,17 @@ func (p *Package) DependsOn(prefix string) string {
 		}
 	}
 	return ""
+}
+
+// lock takes an exclusive lock on the file at path, waiting for it.
+func lock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
