@@ -9,8 +9,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gridnode/gridnode/internal/filehash"
 
 	"github.com/gridnode/gridnode/build/deb"
 	"github.com/gridnode/gridnode/build/initramfs"
@@ -109,7 +109,7 @@ func (b *builder) warn(format string, a ...any) {
 func (b *builder) run(ctx context.Context) (*Result, error) {
 	s := b.o.Spec
 	b.man = Manifest{Version: s.Version, SourceDateEpoch: b.o.Epoch.Unix(), Flavour: s.Flavour}
-	specSum, err := fileSum(s.File)
+	specSum, err := filehash.SHA256(s.File)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +289,7 @@ func (b *builder) writeOut(name string, data []byte) error {
 }
 
 func (b *builder) addOutput(p string) error {
-	sum, err := fileSum(p)
+	sum, err := filehash.SHA256(p)
 	if err != nil {
 		return err
 	}
@@ -468,7 +468,7 @@ func (b *builder) compile(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum, _ := fileSum(out)
+	sum, _ := filehash.SHA256(out)
 	b.man.Inputs = append(b.man.Inputs, Input{Kind: "go", Name: "go", Version: runtime.Version()},
 		Input{Kind: "node-binary", Name: "init", SHA256: sum})
 	b.man.NodeBinaryBytes = st.Size()
@@ -484,19 +484,6 @@ var busyboxApplets = []string{"sh", "ash", "ls", "cat", "ps", "kill", "killall",
 	"df", "du", "grep", "less", "more", "vi", "top", "ping", "wget", "ifconfig", "route", "mkdir", "rm", "cp", "mv",
 	"ln", "echo", "sleep", "head", "tail", "sync", "poweroff", "reboot", "lsmod", "modprobe", "insmod", "uname",
 	"hexdump", "find", "xargs", "sed", "awk", "wc", "date", "env", "stty", "netstat", "nslookup", "fdisk", "pidof", "timeout"}
-
-func fileSum(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 func size(n int64) string {
 	switch {

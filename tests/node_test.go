@@ -7,8 +7,6 @@ package tests
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gridnode/gridnode/internal/testutil"
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
@@ -66,7 +66,7 @@ func TestNode(t *testing.T) {
 	ssd := filepath.Join(dir, "ssd.img")
 	hdd := filepath.Join(dir, "hdd.img")
 	farmerFS(t, ssd, 8*gib)
-	ssdSum := sha256File(t, ssd)
+	ssdSum := testutil.SHA256File(t, ssd)
 	disks := []qemu.Disk{
 		{Path: ssd, Bus: qemu.BusSCSI, RotationRate: qemu.SSD, Serial: "ssd0"},
 		{Path: hdd, Size: 16 * gib, Bus: qemu.BusSCSI, RotationRate: qemu.HDD, Serial: "hdd0"},
@@ -220,7 +220,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("untouched", func(t *testing.T) {
-		if got := sha256File(t, ssd); got != ssdSum {
+		if got := testutil.SHA256File(t, ssd); got != ssdSum {
 			t.Errorf("the SSD that held a file system changed: sha256 %s before, %s after two boots", ssdSum, got)
 		}
 	})
@@ -292,20 +292,6 @@ func farmerFS(t *testing.T, path string, size int64) {
 	if err != nil {
 		t.Fatalf("mkfs.ext4 %s: %v\n%s", path, err, out)
 	}
-}
-
-func sha256File(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 func getJSON(t *testing.T, url string, v any) {

@@ -12,8 +12,6 @@ package tests
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log"
@@ -28,6 +26,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridnode/gridnode/internal/testutil"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 )
@@ -71,20 +71,6 @@ func releaseTree(t *testing.T, dir string) []string {
 	return l
 }
 
-func releaseSHA256(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // sameTrees fails unless a and b hold the same files with the same bytes.
 func sameReleaseTrees(t *testing.T, a, b string) {
 	t.Helper()
@@ -93,7 +79,7 @@ func sameReleaseTrees(t *testing.T, a, b string) {
 		t.Fatalf("file lists differ:\n%s\n---\n%s", strings.Join(la, "\n"), strings.Join(lb, "\n"))
 	}
 	for _, f := range la {
-		if x, y := releaseSHA256(t, filepath.Join(a, f)), releaseSHA256(t, filepath.Join(b, f)); x != y {
+		if x, y := testutil.SHA256File(t, filepath.Join(a, f)), testutil.SHA256File(t, filepath.Join(b, f)); x != y {
 			t.Errorf("%s differs: %s in %s, %s in %s", f, x, a, y, b)
 		}
 	}
@@ -135,7 +121,7 @@ func TestRelease(t *testing.T) {
 		if f == "SHA256SUMS" {
 			continue
 		}
-		if got := releaseSHA256(t, filepath.Join(a, f)); sums[f] != got {
+		if got := testutil.SHA256File(t, filepath.Join(a, f)); sums[f] != got {
 			t.Errorf("SHA256SUMS says %s for %s, the file is %s", sums[f], f, got)
 		}
 	}
@@ -422,7 +408,7 @@ func checkSBOM(t *testing.T, b []byte, inputs []struct{ Kind, Name, Version, SHA
 	cached := map[string]string{} // sha256 → .deb in the cache
 	paths, _ := filepath.Glob(filepath.Join(root, ".cache", "debs", "*.deb"))
 	for _, p := range paths {
-		cached[releaseSHA256(t, p)] = p
+		cached[testutil.SHA256File(t, p)] = p
 	}
 	var names []string
 	for _, p := range debs {

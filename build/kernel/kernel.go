@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/gridnode/gridnode/build/deb"
+	"github.com/gridnode/gridnode/internal/filehash"
 )
 
 // Source names where the kernel comes from; exactly one field is set.
@@ -136,7 +137,7 @@ func fromDir(dir string, o Origin) (*Kernel, error) {
 		o.Version = release
 	}
 	if o.SHA256 == "" {
-		s, err := fileSHA256(vmlinuz)
+		s, err := filehash.SHA256(vmlinuz)
 		if err != nil {
 			return nil, err
 		}

@@ -3,8 +3,6 @@ package kernel
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -74,17 +72,4 @@ func fromOCI(ctx context.Context, ref string, cache string) (*Kernel, error) {
 		return nil, fmt.Errorf("kernel oci %q: %w", ref, err)
 	}
 	return fromDir(dir, Origin{Kind: "oci", Name: r.Context().String(), Version: digest.String(), SHA256: digest.Hex})
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

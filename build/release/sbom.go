@@ -12,10 +12,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/gridnode/gridnode/internal/filehash"
 )
 
 // Deb is a Debian package whose files went into the image: the kernel,
@@ -247,14 +248,5 @@ func fileSHA256(path string) (string, error) {
 	if path == "" {
 		return "", fmt.Errorf("neither SHA256 nor Path given")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return filehash.SHA256(path)
 }

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gridnode/gridnode/internal/testutil"
 
 	"github.com/gridnode/gridnode/modules/fact"
 	"golang.org/x/sys/unix"
@@ -80,37 +81,19 @@ func helper(mode string) {
 	os.Exit(2)
 }
 
-// syncBuffer is a console that tests can read while the supervisor writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // bench sets up a fact folder, a record file and helper services.
 type bench struct {
 	t       *testing.T
 	run     string
 	rec     string
-	console *syncBuffer
+	console *testutil.SyncBuffer
 }
 
 func newBench(t *testing.T) *bench {
 	dir := t.TempDir()
 	run := filepath.Join(dir, "run")
 	t.Setenv("GRIDNODE_RUN", run) // for readiness checks in this process
-	return &bench{t: t, run: run, rec: filepath.Join(dir, "record"), console: &syncBuffer{}}
+	return &bench{t: t, run: run, rec: filepath.Join(dir, "record"), console: &testutil.SyncBuffer{}}
 }
 
 func (b *bench) svc(name, mode string, deps ...string) Service {

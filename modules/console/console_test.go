@@ -11,10 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gridnode/gridnode/internal/testutil"
 
 	"github.com/gridnode/gridnode/init/config"
 )
@@ -239,23 +240,6 @@ func TestSerialRateLimit(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -275,7 +259,7 @@ func TestRunRefreshesOnChange(t *testing.T) {
 	t.Setenv("GRIDNODE_RUN", dir)
 	tty := filepath.Join(t.TempDir(), "tty1")
 	os.WriteFile(tty, nil, 0o644)
-	out := &syncBuf{}
+	out := &testutil.SyncBuffer{}
 	oldTTY, oldOut, oldEvery := ttyPath, stdout, serialEvery
 	ttyPath, stdout, serialEvery = tty, out, 300*time.Millisecond
 	defer func() { ttyPath, stdout, serialEvery = oldTTY, oldOut, oldEvery }()

@@ -11,9 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gridnode/gridnode/internal/testutil"
 
 	"github.com/gridnode/gridnode/init/config"
 	"github.com/gridnode/gridnode/modules/fact"
@@ -218,7 +219,7 @@ func runModule(t *testing.T, st storage.Facts) (Facts, string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var l syncBuf
+	var l testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, config.Default(), slog.New(slog.NewTextHandler(&l, nil))) }()
 	var f Facts
@@ -240,24 +241,6 @@ func runModule(t *testing.T, st storage.Facts) (Facts, string) {
 		t.Errorf("seed file and fact disagree: %s vs %s", Hint(pub), f.NodeHint)
 	}
 	return f, l.String()
-}
-
-// syncBuf is a log buffer the module's goroutine and the test share.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestModuleWithoutCacheIsEphemeral(t *testing.T) {

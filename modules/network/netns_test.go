@@ -1,7 +1,6 @@
 package network
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -12,11 +11,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gridnode/gridnode/internal/testutil"
 
 	"github.com/gridnode/gridnode/init/config"
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -140,23 +140,6 @@ func newNS(t *testing.T) netns.NsHandle {
 	return 0
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var (
 	serverIP  = net.IPv4(10, 99, 0, 1).To4()
 	clientIP  = net.IPv4(10, 99, 0, 2).To4()
@@ -184,7 +167,7 @@ func newBenchLink(t *testing.T, network, force string, up bool) *bench {
 	b := &bench{t: t, sns: newNS(t), run: t.TempDir()}
 	b.resolv = filepath.Join(t.TempDir(), "etc", "resolv.conf")
 
-	logs := &syncBuf{}
+	logs := &testutil.SyncBuffer{}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1", "GRIDNODE_RUN="+b.run, "TEST_RESOLV="+b.resolv,
 		"TEST_IFACE=gnc0", "TEST_NETWORK="+network, "TEST_FORCE="+force)

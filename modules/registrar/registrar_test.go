@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridnode/gridnode/internal/testutil"
+
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/grid/client/regtest"
@@ -127,30 +129,13 @@ func farm(t *testing.T, url string) uint64 {
 type run struct {
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	logs   *testutil.SyncBuffer
 }
 
 func start(t *testing.T, url string, farm uint64, s *sleeper) *run {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	r := &run{cancel: cancel, done: make(chan error, 1), logs: &testutil.SyncBuffer{}}
 	cfg := config.Default()
 	cfg.Registrar, cfg.Farm, cfg.Uptime = url, farm, config.Duration(10*time.Second)
 	m := &module{
