@@ -50,6 +50,26 @@ type Client struct {
 	clock *Clock
 	ua    string
 	twin  atomic.Uint64
+	// auth is the last X-Auth made: its challenge covers a second, so
+	// requests within that second reuse it instead of signing again.
+	auth atomic.Pointer[signedAuth]
+}
+
+type signedAuth struct {
+	ts     int64
+	twin   uint64
+	header string
+}
+
+// authHeader is the X-Auth value for twin now, made once a second.
+func (c *Client) authHeader(twin uint64) string {
+	now := c.clock.Now()
+	if a := c.auth.Load(); a != nil && a.ts == now.Unix() && a.twin == twin {
+		return a.header
+	}
+	h := api.AuthHeader(c.key, twin, now)
+	c.auth.Store(&signedAuth{ts: now.Unix(), twin: twin, header: h})
+	return h
 }
 
 var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
@@ -197,7 +217,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if c.key == nil || twin == 0 {
 			return fmt.Errorf("registrar %s %s: no account to sign with (call EnsureAccount first)", method, path)
 		}
-		req.Header.Set(api.HeaderAuth, api.AuthHeader(c.key, twin, c.clock.Now()))
+		req.Header.Set(api.HeaderAuth, c.authHeader(twin))
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -110,6 +111,46 @@ func testAuth(t *testing.T, e *env) {
 		t.Fatalf("farm for another twin: %d %s, want 403", got, b)
 	}
 	try(201, api.AuthHeader(tw.key, tw.id, time.Now()), "farm_id")
+
+	// A header verified once may come again within its window (a node
+	// signs once a second); the same challenge with another signature is
+	// refused all the same, and so is it signed by another key.
+	now := time.Now()
+	h := api.AuthHeader(tw.key, tw.id, now)
+	body.FarmName = "authfarm2"
+	try(201, h, "farm_id")
+	body.FarmName = "authfarm3"
+	try(201, h, "farm_id")
+	c64, s64, _ := strings.Cut(h, ":")
+	sig, _ := base64.StdEncoding.DecodeString(s64)
+	sig[0] ^= 1
+	body.FarmName = "authfarm4"
+	try(401, c64+":"+base64.StdEncoding.EncodeToString(sig), "signature")
+	try(401, api.AuthHeader(other.key, tw.id, now), "signature")
+	// A challenge in another spelling ("0<ts>:<twin>") is verified as sent.
+	ch := []byte(fmt.Sprintf("0%d:%d", now.Unix(), tw.id))
+	good := base64.StdEncoding.EncodeToString(ch) + ":" + base64.StdEncoding.EncodeToString(ed25519.Sign(tw.key, ch))
+	badSig := base64.StdEncoding.EncodeToString(ch) + ":" + base64.StdEncoding.EncodeToString(ed25519.Sign(other.key, ch))
+	try(401, badSig, "signature")
+	try(201, good, "farm_id")
+	body.FarmName = "authfarm5"
+	try(401, badSig, "signature")
+
+	// Uptime: the node's owner and key come in one read; a bad signature
+	// claiming the owner is 401, another twin's valid one 403.
+	farm := e.farm(tw, "authfarm6")
+	node := e.node(tw, farm)
+	up := api.Uptime{Uptime: 1, Timestamp: now.Unix()}
+	path := fmt.Sprintf("/api/v1/nodes/%d/uptime", node)
+	if got, b := e.callH("POST", path, up, nil, http.Header{"X-Auth": {api.AuthHeader(other.key, tw.id, time.Now())}}, nil); got != 401 {
+		t.Fatalf("uptime signed by another key for the owner: %d %s, want 401", got, b)
+	}
+	if got, b := e.call("POST", path, up, other, nil); got != 403 {
+		t.Fatalf("uptime by another twin: %d %s, want 403", got, b)
+	}
+	if got, b := e.call("POST", path, up, tw, nil); got != 201 {
+		t.Fatalf("uptime by the owner: %d %s, want 201", got, b)
+	}
 }
 
 func testFarms(t *testing.T, e *env) {

@@ -105,7 +105,7 @@ func BenchmarkUptime(b *testing.B) {
 			keys := make([]ed25519.PrivateKey, 2000)
 			for i := range keys {
 				keys[i] = newKey()
-				srv.keys.put(uint64(11+i), keys[i].Public().(ed25519.PublicKey))
+				srv.keys.put(uint64(11+i), [ed25519.PublicKeySize]byte(keys[i].Public().(ed25519.PublicKey)))
 			}
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 			var next atomic.Int64

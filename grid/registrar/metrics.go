@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
+	"github.com/gridnode/gridnode/grid/registrar/store"
 )
 
 // metrics are written in the Prometheus text format by hand.
@@ -88,7 +89,7 @@ func (m *metrics) batch(n int) {
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	st, err := s.st.Stats(ctx, s.now().Add(-api.OnlineWindow))
+	st, err := s.stats.Stats(ctx, s.now().Add(-api.OnlineWindow))
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -117,6 +118,11 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	b.WriteString("# HELP registrar_uptime_batch_size Uptime reports written per transaction.\n# TYPE registrar_uptime_batch_size histogram\n")
 	m.batches.write(&b, "registrar_uptime_batch_size", "", batchBuckets)
 	m.mu.Unlock()
+	if g, ok := s.st.(store.GroupStats); ok {
+		groups, writes := g.GroupStats()
+		fmt.Fprintf(&b, "# HELP registrar_store_groups_total Write transactions committed by group commit.\n# TYPE registrar_store_groups_total counter\nregistrar_store_groups_total %d\n", groups)
+		fmt.Fprintf(&b, "# HELP registrar_store_group_writes_total Writes (account, node, uptime batch) those transactions carried.\n# TYPE registrar_store_group_writes_total counter\nregistrar_store_group_writes_total %d\n", writes)
+	}
 	fmt.Fprintf(&b, "# HELP registrar_nodes Registered nodes.\n# TYPE registrar_nodes gauge\nregistrar_nodes %d\n", st.Nodes)
 	fmt.Fprintf(&b, "# HELP registrar_nodes_online Nodes seen within the last 40 minutes.\n# TYPE registrar_nodes_online gauge\nregistrar_nodes_online %d\n", st.Online)
 	fmt.Fprintf(&b, "# HELP registrar_farms Registered farms.\n# TYPE registrar_farms gauge\nregistrar_farms %d\n", st.Farms)

@@ -10,7 +10,10 @@
 // Node keys are derived from a seed and the node's index, so a run can be
 // resumed in chunks (StartIndex) and a steady run finds the nodes a storm run
 // registered. The only state kept per node is its twin and node id (steady
-// mode): a million nodes cost 8 MB.
+// mode, or KeepIDs): a million nodes cost 16 MB. Those ids can be handed to a
+// later run (Known; `--ids FILE` on the command line) so that a steady run
+// over a million nodes a storm registered starts reporting at once instead
+// of looking every node up again.
 package simulate
 
 import (
@@ -74,6 +77,30 @@ type Config struct {
 	// Progress, when set, receives a line every ProgressEvery (default 10 s).
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// Known holds the ids of nodes registered by an earlier run with the
+	// same Seed and StartIndex (Result.IDs): a node whose twin and node id
+	// are known does not register again. Used in steady mode.
+	Known *IDs
+	// KeepIDs makes a storm return the nodes' ids in Result.IDs (steady
+	// runs always do). KeepKeys keeps their keys there too (64 bytes a
+	// node), for a later run in the same process: the simulator then
+	// spends its CPU on requests, not on deriving keys again.
+	KeepIDs, KeepKeys bool
+	// Checkpoints are numbers of registered nodes at which OnCheckpoint is
+	// called (by the worker whose registration reached it, while the others
+	// go on), for example to read the registrar's memory as the grid grows.
+	Checkpoints  []int
+	OnCheckpoint func(registered int, elapsed time.Duration)
+}
+
+// IDs are the twin and node ids of nodes StartIndex, StartIndex+1, ...; 0
+// where a node did not register.
+type IDs struct {
+	Twins, Nodes []uint64
+	// keys, when kept (Config.KeepKeys), are the nodes' private keys, 64
+	// bytes each, so that a later run in the same process need not derive
+	// them again (a scalar multiplication each). Not saved by SaveIDs.
+	keys []byte
 }
 
 // Operation names in the results.
@@ -101,15 +128,20 @@ type OpResult struct {
 // Result is what a simulation measured. Its JSON form is the line `make
 // bench` parses.
 type Result struct {
-	Mode        string  `json:"mode"`
-	Registrar   string  `json:"registrar"`
-	Nodes       int     `json:"nodes"`
-	StartIndex  int     `json:"start_index"`
-	Concurrency int     `json:"concurrency"`
-	FarmID      uint64  `json:"farm_id"`
-	Registered  uint64  `json:"registered"`
-	Failed      uint64  `json:"failed"`
-	ElapsedS    float64 `json:"elapsed_s"`
+	Mode        string `json:"mode"`
+	Registrar   string `json:"registrar"`
+	Nodes       int    `json:"nodes"`
+	StartIndex  int    `json:"start_index"`
+	Concurrency int    `json:"concurrency"`
+	FarmID      uint64 `json:"farm_id"`
+	Registered  uint64 `json:"registered"`
+	// Known counts the nodes that did not register because their ids were
+	// given (Config.Known).
+	Known    uint64  `json:"known,omitempty"`
+	Failed   uint64  `json:"failed"`
+	ElapsedS float64 `json:"elapsed_s"`
+	// RegisterS is the length of the registration phase.
+	RegisterS float64 `json:"register_s"`
 	// NodesPerS is registrations per second (storm, or the registration
 	// phase of steady); UptimePerS the uptime reports per second of the
 	// reporting phase (steady) or of the storm.
@@ -120,6 +152,8 @@ type Result struct {
 	// Errors counts failed requests by "operation status" (status 0: no
 	// answer: network error or timeout).
 	Errors map[string]uint64 `json:"errors"`
+	// IDs are the nodes' ids (steady, or KeepIDs).
+	IDs *IDs `json:"-"`
 }
 
 type sim struct {
@@ -130,10 +164,17 @@ type sim struct {
 	errMu   sync.Mutex
 	errs    map[string]uint64
 	reg     atomic.Uint64
+	known   atomic.Uint64
 	failed  atomic.Uint64
 	started time.Time
-	// twins and nodes hold, in steady mode, each node's ids (index-StartIndex).
-	twins, nodes []uint32
+	// twins and nodes hold, in steady mode or with KeepIDs, each node's ids
+	// (index-StartIndex).
+	twins, nodes []uint64
+	// keys (KeepKeys) and knownKeys (Known.keys): private keys by index-StartIndex.
+	keys, knownKeys []byte
+	// checkpoints left, sorted, guarded by ckMu.
+	ckMu        sync.Mutex
+	checkpoints []int
 }
 
 // Run runs the simulation and returns what it measured.
@@ -191,13 +232,27 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{Mode: cfg.Mode, Registrar: cfg.Registrar, Nodes: cfg.Nodes, StartIndex: cfg.StartIndex, Concurrency: cfg.Concurrency, FarmID: s.farmID}
 
-	if cfg.Mode == Steady {
-		s.twins = make([]uint32, cfg.Nodes)
-		s.nodes = make([]uint32, cfg.Nodes)
+	if cfg.Known != nil && (len(cfg.Known.Twins) != len(cfg.Known.Nodes) || len(cfg.Known.Nodes) > cfg.Nodes) {
+		return nil, fmt.Errorf("simulate: %d known twin ids and %d node ids for %d nodes", len(cfg.Known.Twins), len(cfg.Known.Nodes), cfg.Nodes)
 	}
+	if cfg.Mode == Steady || cfg.KeepIDs || cfg.KeepKeys {
+		s.twins = make([]uint64, cfg.Nodes)
+		s.nodes = make([]uint64, cfg.Nodes)
+		res.IDs = &IDs{Twins: s.twins, Nodes: s.nodes}
+		if cfg.KeepKeys {
+			s.keys = make([]byte, cfg.Nodes*ed25519.PrivateKeySize)
+			res.IDs.keys = s.keys
+		}
+	}
+	if kn := cfg.Known; kn != nil && len(kn.keys) == len(kn.Nodes)*ed25519.PrivateKeySize {
+		s.knownKeys = kn.keys
+	}
+	s.checkpoints = append([]int(nil), cfg.Checkpoints...)
+	sort.Ints(s.checkpoints)
 	s.started = time.Now()
 	regElapsed := s.storm(ctx)
-	res.Registered, res.Failed = s.reg.Load(), s.failed.Load()
+	res.Registered, res.Known, res.Failed = s.reg.Load(), s.known.Load(), s.failed.Load()
+	res.RegisterS = regElapsed.Seconds()
 	res.NodesPerS = float64(res.Registered) / regElapsed.Seconds()
 	elapsed := regElapsed
 	if cfg.Mode == Steady && ctx.Err() == nil {
@@ -245,6 +300,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// nodeKey is node i's key: known, or derived.
+func (s *sim) nodeKey(i int) ed25519.PrivateKey {
+	k := i - s.cfg.StartIndex
+	if s.knownKeys != nil && k >= 0 && (k+1)*ed25519.PrivateKeySize <= len(s.knownKeys) {
+		if key := ed25519.PrivateKey(s.knownKeys[k*ed25519.PrivateKeySize : (k+1)*ed25519.PrivateKeySize]); !isZero(key) {
+			return key
+		}
+	}
+	key := s.key(i)
+	if s.keys != nil && k >= 0 && k < s.cfg.Nodes {
+		copy(s.keys[k*ed25519.PrivateKeySize:], key)
+	}
+	return key
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // key derives node i's key from the seed: SHA-256(seed ":" i) is its seed.
 func (s *sim) key(i int) ed25519.PrivateKey {
@@ -333,7 +412,7 @@ func (s *sim) nodeBody(i int) api.CreateNode {
 
 // register does what a booting node does, and reports uptime once.
 func (s *sim) register(ctx context.Context, i int) error {
-	c := s.base.WithKey(s.key(i))
+	c := s.base.WithKey(s.nodeKey(i))
 	var twin uint64
 	err := s.call(ctx, OpAccount, func() error {
 		var a api.Account
@@ -383,8 +462,8 @@ func (s *sim) register(ctx context.Context, i int) error {
 		}
 	}
 	if s.nodes != nil {
-		s.twins[i-s.cfg.StartIndex] = uint32(twin)
-		s.nodes[i-s.cfg.StartIndex] = uint32(nodeID)
+		s.twins[i-s.cfg.StartIndex] = twin
+		s.nodes[i-s.cfg.StartIndex] = nodeID
 	}
 	return s.call(ctx, OpUptime, func() error {
 		return c.ReportUptime(ctx, nodeID, time.Since(s.started)+time.Minute)
@@ -417,10 +496,20 @@ func (s *sim) storm(ctx context.Context) time.Duration {
 				if k >= s.cfg.Nodes {
 					return
 				}
+				if kn := s.cfg.Known; kn != nil && k < len(kn.Nodes) && kn.Nodes[k] != 0 && kn.Twins[k] != 0 {
+					if s.nodes != nil {
+						s.twins[k], s.nodes[k] = kn.Twins[k], kn.Nodes[k]
+					}
+					if s.keys != nil && s.knownKeys != nil {
+						copy(s.keys[k*ed25519.PrivateKeySize:(k+1)*ed25519.PrivateKeySize], s.knownKeys[k*ed25519.PrivateKeySize:])
+					}
+					s.known.Add(1)
+					continue
+				}
 				if err := s.register(ctx, s.cfg.StartIndex+k); err != nil {
 					s.failed.Add(1)
 				} else {
-					s.reg.Add(1)
+					s.checkpoint(int(s.reg.Add(1)), start)
 				}
 			}
 		}()
@@ -428,6 +517,19 @@ func (s *sim) storm(ctx context.Context) time.Duration {
 	wg.Wait()
 	stop()
 	return time.Since(start)
+}
+
+// checkpoint calls OnCheckpoint when registered reaches the next checkpoint.
+func (s *sim) checkpoint(registered int, start time.Time) {
+	if s.cfg.OnCheckpoint == nil {
+		return
+	}
+	s.ckMu.Lock()
+	defer s.ckMu.Unlock()
+	for len(s.checkpoints) > 0 && registered >= s.checkpoints[0] {
+		s.checkpoints = s.checkpoints[1:]
+		s.cfg.OnCheckpoint(registered, time.Since(start))
+	}
 }
 
 // steady sends uptime reports at rate per second, round robin over the
@@ -452,10 +554,10 @@ func (s *sim) steady(parent context.Context, rate float64) time.Duration {
 				if s.nodes[k] == 0 {
 					continue // its registration failed
 				}
-				c := s.base.WithKey(s.key(s.cfg.StartIndex + k))
-				c.SetTwin(uint64(s.twins[k]))
+				c := s.base.WithKey(s.nodeKey(s.cfg.StartIndex + k))
+				c.SetTwin(s.twins[k])
 				_ = s.call(parent, OpUptime, func() error {
-					return c.ReportUptime(parent, uint64(s.nodes[k]), time.Since(s.started)+time.Minute)
+					return c.ReportUptime(parent, s.nodes[k], time.Since(s.started)+time.Minute)
 				})
 			}
 		}()
@@ -512,7 +614,10 @@ func (s *sim) progress(line func(elapsed time.Duration) string) (stop func()) {
 // with latency percentiles, and errors by status.
 func (r *Result) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "%s: %d nodes (from index %d) against %s, %d workers, farm %d\n", r.Mode, r.Nodes, r.StartIndex, r.Registrar, r.Concurrency, r.FarmID)
-	fmt.Fprintf(w, "registered %d, failed %d, %.1f nodes/s", r.Registered, r.Failed, r.NodesPerS)
+	fmt.Fprintf(w, "registered %d, failed %d, %.1f nodes/s in %.2fs", r.Registered, r.Failed, r.NodesPerS, r.RegisterS)
+	if r.Known > 0 {
+		fmt.Fprintf(w, " (%d known, not registered again)", r.Known)
+	}
 	if r.Mode == Steady {
 		fmt.Fprintf(w, "; uptime reports %.1f/s (target %.1f/s)", r.UptimePerS, r.TargetRate)
 	}

@@ -3,8 +3,11 @@ package simulate
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -148,5 +151,73 @@ func BenchmarkStorm(b *testing.B) {
 	res, err := Run(context.Background(), Config{Registrar: srv.URL, Nodes: b.N, Concurrency: 64, AssumeNew: true})
 	if err != nil || res.Registered != uint64(b.N) {
 		b.Fatalf("%+v %v", res, err)
+	}
+}
+
+// A storm keeps the ids (KeepIDs), calls OnCheckpoint as the count grows,
+// and a steady run given those ids (Known) registers nothing and reports
+// for the very nodes the storm made.
+func TestKnownIDsAndCheckpoints(t *testing.T) {
+	reg := regtest.New()
+	srv := reg.Start()
+	defer srv.Close()
+	var seen []int
+	res, err := Run(context.Background(), Config{Registrar: srv.URL, Nodes: 100, Concurrency: 8, AssumeNew: true, KeepIDs: true, KeepKeys: true,
+		Checkpoints: []int{50, 10, 100}, OnCheckpoint: func(n int, _ time.Duration) { seen = append(seen, n) }})
+	if err != nil || res.Registered != 100 || res.IDs == nil || len(res.IDs.Nodes) != 100 || res.RegisterS <= 0 {
+		t.Fatalf("storm: %+v, %v", res, err)
+	}
+	if len(seen) != 3 || seen[0] < 10 || seen[1] < 50 || seen[2] != 100 {
+		t.Fatalf("checkpoints called at %v, want at 10, 50 and 100 registered", seen)
+	}
+	distinct := map[uint64]bool{}
+	for i, id := range res.IDs.Nodes {
+		if id == 0 || res.IDs.Twins[i] == 0 || distinct[id] {
+			t.Fatalf("node %d: twin %d node %d", i, res.IDs.Twins[i], id)
+		}
+		distinct[id] = true
+	}
+
+	// The keys kept are the keys the seed gives.
+	probe := &sim{cfg: Config{Seed: "gridnode-simulate"}}
+	for _, i := range []int{0, 57, 99} {
+		if !ed25519.PrivateKey(res.IDs.keys[i*64 : (i+1)*64]).Equal(probe.key(i)) {
+			t.Fatalf("kept key %d is not the derived one", i)
+		}
+	}
+	// And a run given them uses them (same nodes, no error).
+	kept := res.IDs
+	r2, err := Run(context.Background(), Config{Registrar: srv.URL, Nodes: 100, Mode: Steady, Known: kept, Rate: 200, Duration: 300 * time.Millisecond, Concurrency: 4})
+	if err != nil || r2.Known != 100 || r2.Ops[OpUptime].Errors != 0 || r2.Ops[OpUptime].Count == 0 {
+		t.Fatalf("steady with kept keys: %+v, %v", r2, err)
+	}
+
+	// Through a file, as `gridnode simulate --ids` does.
+	path := filepath.Join(t.TempDir(), "ids")
+	cfg := Config{Registrar: srv.URL, Nodes: 100}
+	if err := SaveIDs(path, cfg, res.IDs); err != nil {
+		t.Fatal(err)
+	}
+	known, err := LoadIDs(path, cfg)
+	if err != nil || !reflect.DeepEqual(known.Nodes, res.IDs.Nodes) || !reflect.DeepEqual(known.Twins, res.IDs.Twins) || known.keys != nil {
+		t.Fatalf("LoadIDs: %v", err)
+	}
+	if _, err := LoadIDs(path, Config{Registrar: srv.URL, Nodes: 100, Seed: "other"}); err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Fatalf("ids of another seed: %v", err)
+	}
+	if k, err := LoadIDs(path, Config{Registrar: srv.URL, Nodes: 40}); err != nil || len(k.Nodes) != 40 {
+		t.Fatalf("fewer nodes than the file: %v", err)
+	}
+
+	before := reg.UptimeCount()
+	res, err = Run(context.Background(), Config{Registrar: srv.URL, Nodes: 100, Mode: Steady, Known: known, Rate: 100, Duration: time.Second, Concurrency: 8})
+	if err != nil || res.Known != 100 || res.Registered != 0 {
+		t.Fatalf("steady with known ids: %+v, %v", res, err)
+	}
+	if _, ok := res.Ops[OpAccount]; ok {
+		t.Fatal("steady with known ids made accounts")
+	}
+	if up := res.Ops[OpUptime]; up.Count == 0 || up.Errors != 0 || reg.UptimeCount() != before+int(up.Count) {
+		t.Fatalf("uptime with known ids: %+v, errors %v", up, res.Errors)
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,7 +20,7 @@ func init() { register(newRegistrarCmd) }
 func newRegistrarCmd() *cobra.Command {
 	var o registrar.Options
 	var jsonLogs bool
-	var logLevel string
+	var logLevel, pprofListen string
 	c := &cobra.Command{
 		Use:   "registrar",
 		Short: "Serve the grid registrar API (ThreeFold node-registrar v1) and its dashboard",
@@ -43,6 +46,21 @@ a dashboard at /, Prometheus metrics at /metrics.
 			}
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if pprofListen != "" {
+				ln, err := net.Listen("tcp", pprofListen)
+				if err != nil {
+					return fmt.Errorf("--pprof-listen %s: %w", pprofListen, err)
+				}
+				defer ln.Close()
+				mux := http.NewServeMux()
+				mux.HandleFunc("/debug/pprof/", pprof.Index)
+				mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+				mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+				mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+				mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+				go http.Serve(ln, mux)
+				o.Log.Info("profiling", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
+			}
 			return registrar.Run(ctx, o)
 		},
 	}
@@ -57,6 +75,7 @@ a dashboard at /, Prometheus metrics at /metrics.
 	f.Float64Var(&o.RatePerTwin, "rate-per-twin", 0, "authenticated requests per second allowed per twin (0: unlimited)")
 	f.IntVar(&o.BurstPerTwin, "burst-per-twin", 0, "burst per twin (0: twice the rate)")
 	f.IntVar(&o.UptimeBatch, "uptime-batch", 2000, "most uptime reports written in one transaction")
+	f.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
 	f.BoolVar(&jsonLogs, "log-json", false, "log JSON lines instead of text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug (every request), info, warn, error")
 	return c

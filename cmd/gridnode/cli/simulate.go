@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -18,7 +20,7 @@ func newSimulateCmd() *cobra.Command {
 	var cfg simulate.Config
 	var registrar string
 	var asJSON bool
-	var cpuProfile string
+	var cpuProfile, idsFile string
 	cmd := &cobra.Command{
 		Use:   "simulate --nodes N --registrar URL",
 		Short: "Run N virtual nodes against a registrar and measure it",
@@ -31,7 +33,13 @@ steady: the nodes register first (found again when they exist), then send uptime
 reports at --rate per second (default: nodes / --uptime-interval) for --duration.
 
 Keys derive from --seed and the node's index, so --start-index runs a large
-simulation in chunks. --json prints one machine-readable line at the end.`,
+simulation in chunks. --json prints one machine-readable line at the end.
+
+--ids FILE keeps the nodes' twin and node ids: a run writes them there, and a
+later run with the same --seed, --start-index and --registrar reads them, so
+its nodes do not register again (a steady run over a million nodes a storm
+registered starts reporting at once). A fresh registrar database needs a new
+file.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg.Registrar = farm.ResolveRegistrar(registrar)
@@ -49,9 +57,24 @@ simulation in chunks. --json prints one machine-readable line at the end.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if idsFile != "" {
+				cfg.KeepIDs = true
+				known, err := simulate.LoadIDs(idsFile, cfg)
+				switch {
+				case err == nil:
+					cfg.Known = known
+				case !errors.Is(err, fs.ErrNotExist):
+					return err
+				}
+			}
 			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			res, err := simulate.Run(ctx, cfg)
+			if idsFile != "" && res != nil && res.IDs != nil {
+				if serr := simulate.SaveIDs(idsFile, cfg, res.IDs); serr != nil && err == nil {
+					err = serr
+				}
+			}
 			if res != nil {
 				if asJSON {
 					if werr := res.WriteJSON(c.OutOrStdout()); werr != nil {
@@ -78,6 +101,7 @@ simulation in chunks. --json prints one machine-readable line at the end.`,
 	f.BoolVar(&cfg.AssumeNew, "assume-new", false, "skip the lookups of a rebooting node: create at once, look up on 409")
 	f.IntVar(&cfg.Retries, "retries", 3, "retries of a request that failed with a network error, 429 or 5xx")
 	f.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "timeout of one request")
+	f.StringVar(&idsFile, "ids", "", "file keeping the nodes' twin and node ids between runs (read if present, written at the end)")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON line")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write the simulator's CPU profile to this file (go tool pprof)")
 	return cmd

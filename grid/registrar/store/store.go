@@ -5,7 +5,8 @@
 //
 // The store knows nothing about HTTP, signatures or clocks beyond the times it
 // is handed: the server validates and authenticates, the store keeps records
-// consistent (every write is one transaction) and answers lists with
+// consistent (every write is transactional; the writes a grid makes by the
+// million — accounts, nodes, uptime — are committed in groups) and answers lists with
 // paginated, indexed queries and totals with SQL aggregates.
 package store
 
@@ -98,8 +99,9 @@ type Store interface {
 	// ErrConflict when the twin has a node, ErrNoFarm for an unknown farm.
 	CreateNode(ctx context.Context, n api.Node) (uint64, error)
 	Node(ctx context.Context, id uint64) (api.Node, error)
-	// NodeTwin returns the twin owning node id, for authorisation.
-	NodeTwin(ctx context.Context, id uint64) (uint64, error)
+	// NodeOwner returns the twin owning node id and that twin's public key,
+	// for authorisation, in one read.
+	NodeOwner(ctx context.Context, id uint64) (twin uint64, publicKey string, err error)
 	Nodes(ctx context.Context, f NodeFilter) ([]api.Node, error)
 	// UpdateNode replaces what a node reports; a change of farm resets
 	// approved. ErrNoFarm for an unknown farm.
@@ -122,4 +124,11 @@ type Store interface {
 	Samples(ctx context.Context, since time.Time) ([]Sample, error)
 
 	Close() error
+}
+
+// GroupStats is implemented by stores that commit writes in groups (the SQL
+// stores): how many group transactions were committed and how many writes
+// (account, node, uptime batch) they carried, for /metrics.
+type GroupStats interface {
+	GroupStats() (groups, writes uint64)
 }

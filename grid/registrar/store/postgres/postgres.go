@@ -1,7 +1,9 @@
 // Package postgres is the registrar's store on PostgreSQL, through pgx/v5
 // (its database/sql driver, with the database/sql connection pool), for a
-// registrar that serves a region or the whole grid. A batch of uptime reports
-// is one UPDATE over unnest()ed arrays, so a flush costs one round trip.
+// registrar that serves a region or the whole grid. A group of writes (see
+// sqldb's group commit) costs a few round trips, not one per write: the
+// accounts of a group are one INSERT over unnest()ed arrays, the nodes one
+// more, the uptime reports one UPDATE.
 package postgres
 
 import (
@@ -12,6 +14,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
 	"github.com/gridnode/gridnode/grid/registrar/store/sqldb"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -80,6 +83,70 @@ var Dialect = sqldb.Dialect{
 			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, at, up)
 			WHERE nodes.node_id = v.id AND (nodes.last_seen IS NULL OR nodes.last_seen <= v.at)`, ids, at, up)
 		return err
+	},
+	InsertAccounts: func(ctx context.Context, tx *sql.Tx, rows []api.Account, ids map[string]uint64) error {
+		keys, relays, enc := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+		created, updated := make([]int64, len(rows)), make([]int64, len(rows))
+		for i, a := range rows {
+			if a.Relays == nil {
+				a.Relays = []string{}
+			}
+			keys[i], relays[i], enc[i] = a.PublicKey, sqldb.JSONText(a.Relays), a.RMBEncKey
+			created[i], updated[i] = sqldb.MS(a.CreatedAt), sqldb.MS(a.UpdatedAt)
+		}
+		res, err := tx.QueryContext(ctx, `INSERT INTO accounts (public_key, relays, rmb_enc_key, created_at, updated_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+			ON CONFLICT DO NOTHING RETURNING twin_id, public_key`, keys, relays, enc, created, updated)
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		for res.Next() {
+			var id uint64
+			var key string
+			if err := res.Scan(&id, &key); err != nil {
+				return err
+			}
+			ids[key] = id
+		}
+		return res.Err()
+	},
+	InsertNodes: func(ctx context.Context, tx *sql.Tx, rows []api.Node, ids map[uint64]uint64) error {
+		// Column-wise arrays of the parameters of sqldb.NodeArgs.
+		n := len(rows)
+		farm, twin, hru, sru, cru, mru, created := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		country, city, lon, lat, ifaces, serial := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		secure, virt := make([]bool, n), make([]bool, n)
+		for i, node := range rows {
+			a := sqldb.NodeArgs(node)
+			farm[i], twin[i] = a[0].(int64), a[1].(int64)
+			country[i], city[i], lon[i], lat[i] = a[2].(string), a[3].(string), a[4].(string), a[5].(string)
+			hru[i], sru[i], cru[i], mru[i] = a[6].(int64), a[7].(int64), a[8].(int64), a[9].(int64)
+			ifaces[i], secure[i], virt[i], serial[i] = a[10].(string), a[11].(bool), a[12].(bool), a[13].(string)
+			created[i] = a[15].(int64)
+		}
+		res, err := tx.QueryContext(ctx, `INSERT INTO nodes (farm_id, twin_id, country, city, longitude, latitude, hru, sru, cru, mru,
+				interfaces, secure_boot, virtualized, serial_number, approved, uptime, created_at, updated_at)
+			SELECT v.farm_id, v.twin_id, v.country, v.city, v.lon, v.lat, v.hru, v.sru, v.cru, v.mru,
+				v.ifaces, v.secure, v.virt, v.serial, false, 0, v.created, v.created
+			FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+				$11::text[], $12::boolean[], $13::boolean[], $14::text[], $15::bigint[])
+				AS v(farm_id, twin_id, country, city, lon, lat, hru, sru, cru, mru, ifaces, secure, virt, serial, created)
+			WHERE EXISTS (SELECT 1 FROM farms f WHERE f.farm_id = v.farm_id)
+			ON CONFLICT DO NOTHING RETURNING node_id, twin_id`,
+			farm, twin, country, city, lon, lat, hru, sru, cru, mru, ifaces, secure, virt, serial, created)
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		for res.Next() {
+			var id, tw uint64
+			if err := res.Scan(&id, &tw); err != nil {
+				return err
+			}
+			ids[tw] = id
+		}
+		return res.Err()
 	},
 }
 

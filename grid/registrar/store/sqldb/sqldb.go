@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
@@ -36,17 +37,27 @@ type Dialect struct {
 	// WriteUptime writes a batch of reports inside tx; nil uses one
 	// prepared UPDATE per report (cheap in-process, as with SQLite).
 	WriteUptime func(ctx context.Context, tx *sql.Tx, reports []store.Uptime) error
+	// InsertAccounts inserts accounts (distinct keys) inside tx, skipping
+	// those whose key is taken, and records each new twin id in ids by
+	// public key; nil uses one prepared INSERT per account. Likewise
+	// InsertNodes (distinct twins; skipping twins that have a node and
+	// unknown farms), recording node ids by twin.
+	InsertAccounts func(ctx context.Context, tx *sql.Tx, rows []api.Account, ids map[string]uint64) error
+	InsertNodes    func(ctx context.Context, tx *sql.Tx, rows []api.Node, ids map[uint64]uint64) error
 }
 
 // DB implements store.Store over database/sql handles: w for writes, r for
 // reads (the same pool for PostgreSQL; for SQLite one writer connection and
 // several readers, as SQLite has a single writer anyway).
 type DB struct {
-	w, r *sql.DB
-	d    Dialect
+	w, r      *sql.DB
+	d         Dialect
+	g         *group
+	closeOnce sync.Once
+	closeErr  error
 
-	accountByTwin, accountByKey, nodeByID, nodeTwin, farmByID *sql.Stmt
-	insertAccount, insertFarm, insertNode, updateUptime       *sql.Stmt
+	accountByTwin, accountByKey, nodeByID, nodeOwner, farmByID *sql.Stmt
+	insertAccount, insertFarm, insertNode, updateUptime        *sql.Stmt
 }
 
 // Open migrates the schema with w and prepares the statements used on every
@@ -64,12 +75,13 @@ func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*DB, error) {
 		{r, &db.accountByTwin, `SELECT ` + accountCols + ` FROM accounts WHERE twin_id = $1`},
 		{r, &db.accountByKey, `SELECT ` + accountCols + ` FROM accounts WHERE public_key = $1`},
 		{r, &db.nodeByID, `SELECT ` + nodeCols + ` FROM nodes WHERE node_id = $1`},
-		{r, &db.nodeTwin, `SELECT twin_id FROM nodes WHERE node_id = $1`},
+		{r, &db.nodeOwner, `SELECT n.twin_id, a.public_key FROM nodes n JOIN accounts a ON a.twin_id = n.twin_id WHERE n.node_id = $1`},
 		{r, &db.farmByID, `SELECT ` + farmCols + ` FROM farms WHERE farm_id = $1`},
-		{w, &db.insertAccount, `INSERT INTO accounts (public_key, relays, rmb_enc_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) RETURNING twin_id`},
+		{w, &db.insertAccount, `INSERT INTO accounts (public_key, relays, rmb_enc_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING twin_id`},
 		{w, &db.insertFarm, `INSERT INTO farms (farm_name, twin_id, stellar_address, dedicated, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING farm_id`},
 		{w, &db.insertNode, `INSERT INTO nodes (farm_id, twin_id, country, city, longitude, latitude, hru, sru, cru, mru, interfaces, secure_boot, virtualized, serial_number, approved, uptime, created_at, updated_at)
-			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $16 WHERE EXISTS (SELECT 1 FROM farms WHERE farm_id = $1) RETURNING node_id`},
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $16 WHERE EXISTS (SELECT 1 FROM farms WHERE farm_id = $1)
+			ON CONFLICT DO NOTHING RETURNING node_id`},
 		{w, &db.updateUptime, `UPDATE nodes SET last_seen = $2, uptime = $3 WHERE node_id = $1 AND (last_seen IS NULL OR last_seen <= $2)`},
 	}
 	for _, p := range prep {
@@ -80,14 +92,22 @@ func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*DB, error) {
 		}
 		*p.dst = s
 	}
+	db.startGroup()
 	return db, nil
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
-// Close closes the statements and the database handles.
+// Close commits the writes under way, then closes the statements and the
+// database handles.
 func (db *DB) Close() error {
-	for _, s := range []*sql.Stmt{db.accountByTwin, db.accountByKey, db.nodeByID, db.nodeTwin, db.farmByID, db.insertAccount, db.insertFarm, db.insertNode, db.updateUptime} {
+	db.closeOnce.Do(func() { db.closeErr = db.close() })
+	return db.closeErr
+}
+
+func (db *DB) close() error {
+	db.stopGroup()
+	for _, s := range []*sql.Stmt{db.accountByTwin, db.accountByKey, db.nodeByID, db.nodeOwner, db.farmByID, db.insertAccount, db.insertFarm, db.insertNode, db.updateUptime} {
 		if s != nil {
 			s.Close()
 		}
@@ -168,6 +188,15 @@ func (db *DB) wrap(op string, err error) error {
 	return fmt.Errorf("%s store: %s: %w", db.d.Name, op, err)
 }
 
+// wrapGroup is wrap for what a grouped write returns: ErrConflict and
+// ErrNoFarm come said already.
+func (db *DB) wrapGroup(op string, err error) error {
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNoFarm) {
+		return err
+	}
+	return db.wrap(op, err)
+}
+
 // int64 checks a count fits the BIGINT columns; the server validates first.
 func i64(v uint64) int64 {
 	if v > 1<<63-1 {
@@ -204,13 +233,16 @@ func jsonText(v any) string {
 	return string(b)
 }
 
+// CreateAccount is committed with the other writes under way (group.go).
 func (db *DB) CreateAccount(ctx context.Context, a api.Account) (uint64, error) {
-	var id uint64
 	if a.Relays == nil {
 		a.Relays = []string{}
 	}
-	err := db.insertAccount.QueryRowContext(ctx, a.PublicKey, jsonText(a.Relays), a.RMBEncKey, ms(a.CreatedAt), ms(a.UpdatedAt)).Scan(&id)
-	return id, db.wrap("creating account", err)
+	o := &op{kind: opAccount, account: a, done: make(chan struct{}, 1)}
+	if err := db.submit(ctx, o); err != nil {
+		return 0, db.wrapGroup("creating account", err)
+	}
+	return o.id, nil
 }
 
 func (db *DB) Account(ctx context.Context, twin uint64) (api.Account, error) {
@@ -363,18 +395,13 @@ func scanNode(s scanner) (api.Node, error) {
 	return n, nil
 }
 
+// CreateNode is committed with the other writes under way (group.go).
 func (db *DB) CreateNode(ctx context.Context, n api.Node) (uint64, error) {
-	var id uint64
-	if n.Interfaces == nil {
-		n.Interfaces = []api.Interface{}
+	o := &op{kind: opNode, node: n, done: make(chan struct{}, 1)}
+	if err := db.submit(ctx, o); err != nil {
+		return 0, db.wrapGroup("creating node", err)
 	}
-	r := n.Resources
-	err := db.insertNode.QueryRowContext(ctx, i64(n.FarmID), i64(n.TwinID), n.Location.Country, n.Location.City, n.Location.Longitude, n.Location.Latitude,
-		i64(r.HRU), i64(r.SRU), i64(r.CRU), i64(r.MRU), jsonText(n.Interfaces), n.SecureBoot, n.Virtualized, n.SerialNumber, false, ms(n.CreatedAt)).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("creating node: farm %d: %w", n.FarmID, store.ErrNoFarm)
-	}
-	return id, db.wrap("creating node", err)
+	return o.id, nil
 }
 
 func (db *DB) Node(ctx context.Context, id uint64) (api.Node, error) {
@@ -382,10 +409,11 @@ func (db *DB) Node(ctx context.Context, id uint64) (api.Node, error) {
 	return n, db.wrap("reading node", err)
 }
 
-func (db *DB) NodeTwin(ctx context.Context, id uint64) (uint64, error) {
+func (db *DB) NodeOwner(ctx context.Context, id uint64) (uint64, string, error) {
 	var twin uint64
-	err := db.nodeTwin.QueryRowContext(ctx, i64(id)).Scan(&twin)
-	return twin, db.wrap("reading node", err)
+	var key string
+	err := db.nodeOwner.QueryRowContext(ctx, i64(id)).Scan(&twin, &key)
+	return twin, key, db.wrap("reading node", err)
 }
 
 func (db *DB) Nodes(ctx context.Context, f store.NodeFilter) ([]api.Node, error) {
@@ -458,23 +486,13 @@ func (db *DB) ApproveNode(ctx context.Context, id uint64, now time.Time) error {
 	return db.update(ctx, "approving node", `UPDATE nodes SET approved = $2, updated_at = $3 WHERE node_id = $1`, i64(id), true, ms(now))
 }
 
+// ReportUptime is committed with the other writes under way (group.go).
 func (db *DB) ReportUptime(ctx context.Context, reports []store.Uptime) error {
 	if len(reports) == 0 {
 		return nil
 	}
-	return db.wrap("recording uptime", db.tx(ctx, func(tx *sql.Tx) error {
-		if db.d.WriteUptime != nil {
-			return db.d.WriteUptime(ctx, tx, reports)
-		}
-		st := tx.StmtContext(ctx, db.updateUptime)
-		defer st.Close()
-		for _, u := range reports {
-			if _, err := st.ExecContext(ctx, i64(u.NodeID), ms(u.At), i64(u.Uptime)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}))
+	o := &op{kind: opUptime, uptime: reports, done: make(chan struct{}, 1)}
+	return db.wrap("recording uptime", db.submit(ctx, o))
 }
 
 // MS converts a time to the stored representation (for dialects).

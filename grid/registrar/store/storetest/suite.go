@@ -3,6 +3,9 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,8 +98,11 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	if err != nil || got.Resources.MRU != 8<<30 || got.Location.City != "Gent" || len(got.Interfaces) != 1 || got.Interfaces[0].IPs[0] != "10.0.0.2/24" || got.LastSeen != nil || got.Approved {
 		t.Fatalf("Node = %+v, %v", got, err)
 	}
-	if tw, err := st.NodeTwin(ctx, n2); err != nil || tw != t2 {
-		t.Fatalf("NodeTwin = %d, %v", tw, err)
+	if tw, key, err := st.NodeOwner(ctx, n2); err != nil || tw != t2 || key != "key2" {
+		t.Fatalf("NodeOwner = %d, %q, %v", tw, key, err)
+	}
+	if _, _, err := st.NodeOwner(ctx, 999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("NodeOwner(999): %v", err)
 	}
 	if _, err := st.Node(ctx, 999); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Node(999): %v", err)
@@ -169,6 +175,8 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		t.Fatalf("Samples = %+v", ss)
 	}
 
+	concurrent(t, st, f1)
+
 	// Settings.
 	if _, err := st.ZOSVersion(ctx); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unset version: %v", err)
@@ -177,5 +185,132 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	st.SetZOSVersion(ctx, "v2")
 	if v, err := st.ZOSVersion(ctx); err != nil || v != "v2" {
 		t.Fatalf("ZOSVersion = %q, %v", v, err)
+	}
+}
+
+// concurrent makes the writes a booting grid makes, many at once, so that
+// they are committed in groups: each key gets one account and each twin one
+// node however many ask at once, a duplicate or a node of an unknown farm
+// fails alone, and the others are all written.
+func concurrent(t *testing.T, st store.Store, farm uint64) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	const keys, tries = 60, 4
+	var mu sync.Mutex
+	twins := map[string][]uint64{}
+	var wg sync.WaitGroup
+	for i := range keys * tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("concurrent-%d", i%keys)
+			id, err := st.CreateAccount(ctx, api.Account{PublicKey: key, CreatedAt: now, UpdatedAt: now})
+			if err != nil && !errors.Is(err, store.ErrConflict) {
+				t.Errorf("CreateAccount(%s): %v", key, err)
+				return
+			}
+			if err == nil {
+				mu.Lock()
+				twins[key] = append(twins[key], id)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	var all []uint64
+	for k := range keys {
+		key := fmt.Sprintf("concurrent-%d", k)
+		ids := twins[key]
+		if len(ids) != 1 {
+			t.Fatalf("%d concurrent creations of %s: %d succeeded, want 1", tries, key, len(ids))
+		}
+		if a, err := st.AccountByKey(ctx, key); err != nil || a.TwinID != ids[0] {
+			t.Fatalf("AccountByKey(%s) = %+v, %v; want twin %d", key, a, err, ids[0])
+		}
+		all = append(all, ids[0])
+	}
+	// Twins whose only node names an unknown farm, among the others.
+	var strays []uint64
+	for i := range 10 {
+		id, err := st.CreateAccount(ctx, api.Account{PublicKey: fmt.Sprintf("stray-%d", i), CreatedAt: now, UpdatedAt: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		strays = append(strays, id)
+	}
+	nodes := map[uint64][]uint64{}
+	var noFarm, conflicts int
+	// A write that fails for another reason (here a twin without an
+	// account, which the server never lets through) fails alone too.
+	var orphanErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, orphanErr = st.CreateNode(ctx, api.Node{FarmID: farm, TwinID: 987654, SerialNumber: "C", CreatedAt: now, UpdatedAt: now, Interfaces: []api.Interface{{Name: "eth0"}}})
+	}()
+	for i := range len(all)*tries + len(strays) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tw, f := uint64(0), farm
+			if i < len(all)*tries {
+				tw = all[i%len(all)]
+			} else {
+				tw, f = strays[i-len(all)*tries], 999
+			}
+			id, err := st.CreateNode(ctx, api.Node{FarmID: f, TwinID: tw, SerialNumber: "C", CreatedAt: now, UpdatedAt: now,
+				Interfaces: []api.Interface{{Name: "eth0"}}, Resources: api.Resources{CRU: 1}})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && f == farm:
+				nodes[tw] = append(nodes[tw], id)
+			case errors.Is(err, store.ErrNoFarm) && f == 999:
+				noFarm++
+			case errors.Is(err, store.ErrConflict) && f == farm:
+				conflicts++
+			default:
+				t.Errorf("CreateNode(twin %d, farm %d) = %d, %v", tw, f, id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if orphanErr == nil {
+		t.Error("a node of a twin without an account was created")
+	}
+	if noFarm != len(strays) {
+		t.Errorf("%d of %d nodes of an unknown farm refused with ErrNoFarm", noFarm, len(strays))
+	}
+	for _, tw := range all {
+		if len(nodes[tw]) != 1 {
+			t.Fatalf("twin %d: %d nodes created, want 1", tw, len(nodes[tw]))
+		}
+		if owner, key, err := st.NodeOwner(ctx, nodes[tw][0]); err != nil || owner != tw || !strings.HasPrefix(key, "concurrent-") {
+			t.Fatalf("NodeOwner(%d) = %d, %q, %v; want twin %d", nodes[tw][0], owner, key, err, tw)
+		}
+	}
+	if conflicts != len(all)*(tries-1) {
+		t.Fatalf("%d conflicts, want %d", conflicts, len(all)*(tries-1))
+	}
+	for _, tw := range strays {
+		if ns, err := st.Nodes(ctx, store.NodeFilter{TwinID: tw}); err != nil || len(ns) != 0 {
+			t.Fatalf("twin %d of a refused node has nodes %+v, %v", tw, ns, err)
+		}
+	}
+	// Uptime reports in many small groups at once.
+	for _, tw := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := st.ReportUptime(ctx, []store.Uptime{{NodeID: nodes[tw][0], Uptime: 7, At: now}}); err != nil {
+				t.Errorf("ReportUptime: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, tw := range all {
+		if n, err := st.Node(ctx, nodes[tw][0]); err != nil || n.LastSeen == nil || !n.LastSeen.Equal(now) {
+			t.Fatalf("node %d after uptime: %+v, %v", nodes[tw][0], n, err)
+		}
 	}
 }

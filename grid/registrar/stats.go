@@ -1,0 +1,55 @@
+package registrar
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/gridnode/gridnode/grid/registrar/store"
+)
+
+// Reuse of the grid's totals (see statsCache).
+const (
+	// statsCacheAbove: totals that took less than this to compute are
+	// never reused, so a small grid's pages are always exact.
+	statsCacheAbove = 50 * time.Millisecond
+	// statsReuse: totals are reused for this many times as long as they
+	// took to compute...
+	statsReuse = 10
+	// statsMaxAge: ...but never longer than this.
+	statsMaxAge = 30 * time.Second
+)
+
+// statsCache is the store as the dashboard, /metrics and the online sampler
+// see it: its Stats (counts and capacity: aggregates over every node, a few
+// milliseconds for ten thousand nodes, near a second for a million) are
+// computed by one caller at a time and, when they took long, reused for ten
+// times as long. However often pages and scrapes come, totals then cost at
+// most a tenth of the time, and a request never waits for more than one
+// computation.
+type statsCache struct {
+	store.Store
+	mu    sync.Mutex
+	at    time.Time // when v was computed, on the local clock
+	took  time.Duration
+	since time.Time // the onlineSince v was computed for
+	v     store.Stats
+}
+
+func (c *statsCache) Stats(ctx context.Context, onlineSince time.Time) (store.Stats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.took >= statsCacheAbove {
+		valid := min(statsReuse*c.took, statsMaxAge)
+		if d := onlineSince.Sub(c.since); time.Since(c.at) < valid && d < valid && d > -valid {
+			return c.v, nil
+		}
+	}
+	start := time.Now()
+	v, err := c.Store.Stats(ctx, onlineSince)
+	if err != nil {
+		return v, err
+	}
+	c.at, c.took, c.since, c.v = start, time.Since(start), onlineSince, v
+	return v, nil
+}
