@@ -36,7 +36,7 @@ func TestSimulateIDsFile(t *testing.T) {
 	srv := reg.Start()
 	defer srv.Close()
 	ids := filepath.Join(t.TempDir(), "ids")
-	out, errOut, code := farmRun(t, "", "simulate", "--nodes", "30", "--concurrency", "4", "--assume-new", "--registrar", srv.URL, "--ids", ids, "--json")
+	_, errOut, code := farmRun(t, "", "simulate", "--nodes", "30", "--concurrency", "4", "--assume-new", "--registrar", srv.URL, "--ids", ids, "--json")
 	if code != 0 {
 		t.Fatalf("storm: exit %d: %s", code, errOut)
 	}
@@ -44,7 +44,7 @@ func TestSimulateIDsFile(t *testing.T) {
 		t.Fatalf("ids file: %v, %v", fi, err)
 	}
 	accounts := reg.AccountCount()
-	out, errOut, code = farmRun(t, "", "simulate", "--nodes", "30", "--mode", "steady", "--rate", "30", "--duration", "1s",
+	out, errOut, code := farmRun(t, "", "simulate", "--nodes", "30", "--mode", "steady", "--rate", "30", "--duration", "1s",
 		"--registrar", srv.URL, "--ids", ids, "--json")
 	var res simulate.Result
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
