@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/gridnode/gridnode/build"
 	"github.com/gridnode/gridnode/build/spec"
@@ -29,22 +30,9 @@ SOURCE_DATE_EPOCH sets every timestamp written; without it the time of the
 source tree's last commit is used, so two builds of one checkout are identical.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := spec.Load(args[0])
+			s, src, epoch, progress, err := buildInputs(cmd, args[0], src, verbose, quiet)
 			if err != nil {
 				return err
-			}
-			if src == "" {
-				if src, err = build.FindSource("."); err != nil {
-					return err
-				}
-			}
-			epoch, err := build.SourceDateEpoch(src)
-			if err != nil {
-				return err
-			}
-			var progress io.Writer
-			if verbose || (!quiet && isTerminal(cmd.ErrOrStderr()) && os.Getenv("CI") == "") {
-				progress = cmd.ErrOrStderr()
 			}
 			res, err := build.Build(cmd.Context(), build.Options{
 				Spec: s, Out: out, Cache: cache, Src: src, Epoch: epoch,
@@ -87,4 +75,29 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// buildInputs is what gridnode build and gridnode release build both start
+// from: the spec, the source tree (found from the working folder unless
+// given), SOURCE_DATE_EPOCH, and where progress goes (a terminal, unless
+// quiet or under CI; always with verbose).
+func buildInputs(cmd *cobra.Command, specPath, src string, verbose, quiet bool) (*spec.Spec, string, time.Time, io.Writer, error) {
+	s, err := spec.Load(specPath)
+	if err != nil {
+		return nil, "", time.Time{}, nil, err
+	}
+	if src == "" {
+		if src, err = build.FindSource("."); err != nil {
+			return nil, "", time.Time{}, nil, err
+		}
+	}
+	epoch, err := build.SourceDateEpoch(src)
+	if err != nil {
+		return nil, "", time.Time{}, nil, err
+	}
+	var progress io.Writer
+	if verbose || (!quiet && isTerminal(cmd.ErrOrStderr()) && os.Getenv("CI") == "") {
+		progress = cmd.ErrOrStderr()
+	}
+	return s, src, epoch, progress, nil
 }

@@ -2,14 +2,10 @@ package cli
 
 import (
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/gridnode/gridnode/build"
 	"github.com/gridnode/gridnode/build/release"
-	"github.com/gridnode/gridnode/build/spec"
 )
 
 func init() { register(newReleaseCmd) }
@@ -73,22 +69,9 @@ tree's last commit is used, so two releases of one checkout are identical.`,
 			if version == "" {
 				return fmt.Errorf("release build: --version is required (make release VERSION=x)")
 			}
-			s, err := spec.Load(args[0])
+			s, src, epoch, progress, err := buildInputs(cmd, args[0], src, verbose, quiet)
 			if err != nil {
 				return err
-			}
-			if src == "" {
-				if src, err = build.FindSource("."); err != nil {
-					return err
-				}
-			}
-			epoch, err := build.SourceDateEpoch(src)
-			if err != nil {
-				return err
-			}
-			var progress io.Writer
-			if verbose || (!quiet && isTerminal(cmd.ErrOrStderr()) && os.Getenv("CI") == "") {
-				progress = cmd.ErrOrStderr()
 			}
 			r, err := release.Build(cmd.Context(), release.BuildOptions{
 				Spec: s, Version: version, Out: args[1], Cache: cache, Src: src, Epoch: epoch,
