@@ -123,6 +123,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "# HELP registrar_store_groups_total Write transactions committed by group commit.\n# TYPE registrar_store_groups_total counter\nregistrar_store_groups_total %d\n", groups)
 		fmt.Fprintf(&b, "# HELP registrar_store_group_writes_total Writes (account, node, uptime batch) those transactions carried.\n# TYPE registrar_store_group_writes_total counter\nregistrar_store_group_writes_total %d\n", writes)
 	}
+	fmt.Fprintf(&b, "# HELP registrar_totals_compute_seconds How long the grid's totals (counts, capacity) last took to compute; when long, they are reused for a while.\n# TYPE registrar_totals_compute_seconds gauge\nregistrar_totals_compute_seconds %g\n", s.stats.lastTook().Seconds())
 	fmt.Fprintf(&b, "# HELP registrar_nodes Registered nodes.\n# TYPE registrar_nodes gauge\nregistrar_nodes %d\n", st.Nodes)
 	fmt.Fprintf(&b, "# HELP registrar_nodes_online Nodes seen within the last 40 minutes.\n# TYPE registrar_nodes_online gauge\nregistrar_nodes_online %d\n", st.Online)
 	fmt.Fprintf(&b, "# HELP registrar_farms Registered farms.\n# TYPE registrar_farms gauge\nregistrar_farms %d\n", st.Farms)

@@ -40,7 +40,7 @@ func TestMetrics(t *testing.T) {
 		`registrar_http_request_duration_seconds_count{route="POST /api/v1/nodes"} 1`,
 		`registrar_uptime_batch_size_count 1`,
 		"registrar_nodes 1\n", "registrar_nodes_online 1\n", "registrar_farms 1\n",
-		"registrar_store_groups_total ", "registrar_store_group_writes_total ",
+		"registrar_store_groups_total ", "registrar_store_group_writes_total ", "registrar_totals_compute_seconds ",
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q:\n%s", want, m)

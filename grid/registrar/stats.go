@@ -53,3 +53,10 @@ func (c *statsCache) Stats(ctx context.Context, onlineSince time.Time) (store.St
 	c.at, c.took, c.since, c.v = start, time.Since(start), onlineSince, v
 	return v, nil
 }
+
+// lastTook is how long the totals last took to compute (for /metrics).
+func (c *statsCache) lastTook() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.took
+}
