@@ -312,7 +312,7 @@ func benchRegistrar(t *testing.T, bin string, r *regBench, rate float64, steady 
 	c2 = regCPUNow(pid)
 	closed, err := simulate.Run(ctx, simulate.Config{
 		Registrar: url, Nodes: r.nodes, Mode: simulate.Steady, Known: storm.IDs,
-		Rate: 1e9, Duration: steady / 3, Concurrency: 64, Retries: 0, Progress: logw, ProgressEvery: 30 * time.Second,
+		Rate: -1, Duration: steady / 3, Concurrency: 64, Retries: 0, Progress: logw, ProgressEvery: 30 * time.Second,
 	})
 	if err != nil {
 		t.Fatalf("closed-loop uptime: %v (registrar log:\n%s)", err, p.tail())
@@ -576,7 +576,8 @@ func registrarReport(results []*regBench, notes []string, m string, nodes int, r
 	fmt.Fprintf(&b, "`gridnode registrar --listen 127.0.0.1:0 --db DB` runs as its own process; the simulator (`grid/simulate`, what `gridnode simulate` runs) "+
 		"runs in the test's process on the same cores, so the two share the machine. Registration is a storm with `--assume-new`: each of the %d nodes "+
 		"creates its account, its node and sends its first uptime report (3 signed requests), 256 at a time. Then uptime reports over the registered "+
-		"nodes, paced at %.0f/s for %v, then closed loop (64 connections, as fast as the registrar answers) for %v. "+
+		"nodes, paced at %.0f/s for %v (a report's latency counts from when it was due, so waiting for a free connection when the registrar falls behind "+
+		"is in it), then closed loop (64 connections, each sending its next report when answered) for %v. "+
 		"Memory is the registrar process's VmRSS (VmHWM: its peak so far) from /proc; PostgreSQL's own processes are not in it.\n\n",
 		nodes, rate, steady, steady/3)
 

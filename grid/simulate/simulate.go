@@ -56,7 +56,10 @@ type Config struct {
 	// length of the reporting phase of a steady run (default 1 minute).
 	Duration time.Duration
 	// UptimeInterval is how often each node reports in steady mode, which
-	// sets the rate to Nodes/UptimeInterval; Rate, when set, wins.
+	// sets the rate to Nodes/UptimeInterval; Rate, when set, wins. A
+	// negative Rate is a closed loop: each worker reports again as soon as
+	// it has its answer (the registrar's throughput, at Concurrency
+	// reports in flight).
 	UptimeInterval time.Duration
 	Rate           float64
 	// Seed names the set of simulated keys; the same seed and index give
@@ -147,7 +150,7 @@ type Result struct {
 	// reporting phase (steady) or of the storm.
 	NodesPerS  float64             `json:"nodes_per_s"`
 	UptimePerS float64             `json:"uptime_per_s"`
-	TargetRate float64             `json:"target_rate,omitempty"`
+	TargetRate float64             `json:"target_rate,omitempty"` // negative: closed loop
 	Ops        map[string]OpResult `json:"ops"`
 	// Errors counts failed requests by "operation status" (status 0: no
 	// answer: network error or timeout).
@@ -259,7 +262,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		// Only the reporting phase counts for the uptime figures.
 		s.hist[OpUptime] = &histogram{}
 		rate := cfg.Rate
-		if rate <= 0 {
+		if rate == 0 {
 			iv := cfg.UptimeInterval
 			if iv <= 0 {
 				iv = 40 * time.Minute
@@ -337,10 +340,19 @@ func (s *sim) key(i int) ed25519.PrivateKey {
 
 // call times f as operation op, retrying it on network errors, 429 and 5xx.
 func (s *sim) call(ctx context.Context, op string, f func() error) error {
+	return s.callSince(ctx, op, time.Time{}, f)
+}
+
+// callSince is call, the first attempt timed from since when it is earlier
+// (the time the operation was due).
+func (s *sim) callSince(ctx context.Context, op string, since time.Time, f func() error) error {
 	h := s.hist[op]
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		err := f()
+		if attempt == 0 && !since.IsZero() && since.Before(start) {
+			start = since
+		}
 		d := time.Since(start)
 		h.record(d, err != nil)
 		if err == nil || ctx.Err() != nil {
@@ -533,50 +545,82 @@ func (s *sim) checkpoint(registered int, start time.Time) {
 }
 
 // steady sends uptime reports at rate per second, round robin over the
-// registered nodes, for Duration, and returns how long it ran.
+// registered nodes, for Duration, and returns how long it ran. A negative
+// rate is a closed loop: each worker sends its next report as soon as the
+// last one is answered.
+//
+// When paced, report n is due at start + n/rate, and its latency counts from
+// then, not from when a worker got to send it: when the registrar falls
+// behind, the time reports wait for a free worker is in the percentiles (a
+// grid's nodes do not wait for each other), rather than hidden by the
+// simulator sending less.
 func (s *sim) steady(parent context.Context, rate float64) time.Duration {
 	// Requests in flight when the time is up finish under parent: they
 	// are not failures.
 	ctx, cancel := context.WithTimeout(parent, s.cfg.Duration)
 	defer cancel()
-	work := make(chan int, s.cfg.Concurrency)
+	type report struct {
+		k   int
+		due time.Time // zero in a closed loop
+	}
+	work := make(chan report, s.cfg.Concurrency)
 	start := time.Now()
 	h := s.hist[OpUptime]
+	target := fmt.Sprintf("target %.0f/s", rate)
+	if rate < 0 {
+		target = "closed loop"
+	}
 	stop := s.progress(func(el time.Duration) string {
-		return fmt.Sprintf("%d uptime reports, %.0f/s (target %.0f/s)", h.count.Load(), float64(h.count.Load())/el.Seconds(), rate)
+		return fmt.Sprintf("%d uptime reports, %.0f/s (%s)", h.count.Load(), float64(h.count.Load())/el.Seconds(), target)
 	})
 	var wg sync.WaitGroup
 	for range s.cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := range work {
+			for r := range work {
+				k := r.k
 				if s.nodes[k] == 0 {
 					continue // its registration failed
 				}
 				c := s.base.WithKey(s.nodeKey(s.cfg.StartIndex + k))
 				c.SetTwin(s.twins[k])
-				_ = s.call(parent, OpUptime, func() error {
+				_ = s.callSince(parent, OpUptime, r.due, func() error {
 					return c.ReportUptime(parent, s.nodes[k], time.Since(s.started)+time.Minute)
 				})
 			}
 		}()
 	}
-	// Pace: report number n is due at start + n/rate.
 	var n int64
-	for ctx.Err() == nil {
-		due := start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
-		if d := time.Until(due); d > time.Millisecond {
+	next := func() report { return report{k: int(n % int64(s.cfg.Nodes))} }
+	if rate < 0 {
+		for ctx.Err() == nil {
+			select {
+			case work <- next():
+				n++
+			case <-ctx.Done():
+			}
+		}
+	} else {
+		// Pace: every tick, hand out the reports that have come due.
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+	pace:
+		for ctx.Err() == nil {
+			for due := int64(time.Since(start).Seconds() * rate); n <= due; {
+				r := next()
+				r.due = start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+				select {
+				case work <- r:
+					n++
+				case <-ctx.Done():
+					break pace
+				}
+			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(d):
+			case <-tick.C:
 			}
-			continue
-		}
-		select {
-		case work <- int(n % int64(s.cfg.Nodes)):
-			n++
-		case <-ctx.Done():
 		}
 	}
 	close(work)
@@ -619,7 +663,11 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, " (%d known, not registered again)", r.Known)
 	}
 	if r.Mode == Steady {
-		fmt.Fprintf(w, "; uptime reports %.1f/s (target %.1f/s)", r.UptimePerS, r.TargetRate)
+		if r.TargetRate < 0 {
+			fmt.Fprintf(w, "; uptime reports %.1f/s (closed loop)", r.UptimePerS)
+		} else {
+			fmt.Fprintf(w, "; uptime reports %.1f/s (target %.1f/s)", r.UptimePerS, r.TargetRate)
+		}
 	}
 	fmt.Fprintf(w, "; %.2fs in all\n\n", r.ElapsedS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -221,3 +221,44 @@ func TestKnownIDsAndCheckpoints(t *testing.T) {
 		t.Fatalf("uptime with known ids: %+v, errors %v", up, res.Errors)
 	}
 }
+
+// Paced reports count their latency from when they were due: a registrar
+// that stalls shows in the percentiles of the reports that waited for it,
+// not only in the one it held. A negative rate is a closed loop.
+func TestSteadyLatencyFromDue(t *testing.T) {
+	reg := regtest.New()
+	stall := make(chan struct{})
+	var held atomic.Bool
+	reg.Fail = func(r *http.Request) (int, string) {
+		if strings.HasSuffix(r.URL.Path, "/uptime") && held.CompareAndSwap(false, true) {
+			<-stall // the registrar stalls on one report
+		}
+		return 0, ""
+	}
+	srv := reg.Start()
+	defer srv.Close()
+	held.Store(true) // no stall while the nodes register
+	res, err := Run(context.Background(), Config{Registrar: srv.URL, Nodes: 20, Concurrency: 4, KeepIDs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Store(false)
+	time.AfterFunc(300*time.Millisecond, func() { close(stall) }) // the stall lasts 300 ms
+	res, err = Run(context.Background(), Config{Registrar: srv.URL, Nodes: 20, Mode: Steady, Known: res.IDs, Rate: 100, Duration: time.Second, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := res.Ops[OpUptime]
+	// About 30 reports were due during the stall; counted from their due
+	// time, a tenth of them at least waited over 100 ms.
+	if up.Count < 20 || up.P90MS < 100 {
+		t.Fatalf("paced through a stall: %+v; want p90 ≥ 100 ms", up)
+	}
+
+	res, err = Run(context.Background(), Config{Registrar: srv.URL, Nodes: 20, Mode: Steady, Known: res.IDs, Rate: -1, Duration: 300 * time.Millisecond, Concurrency: 2})
+	var txt bytes.Buffer
+	res.WriteText(&txt)
+	if err != nil || res.TargetRate >= 0 || res.Ops[OpUptime].Count == 0 || !strings.Contains(txt.String(), "closed loop") {
+		t.Fatalf("closed loop: %+v, %v\n%s", res, err, txt.String())
+	}
+}

@@ -30,7 +30,11 @@ do: account, node registration, uptime reports.
 storm (default): every node registers at once, bounded by --concurrency, as after
 a regional power cut; each then reports its uptime once.
 steady: the nodes register first (found again when they exist), then send uptime
-reports at --rate per second (default: nodes / --uptime-interval) for --duration.
+reports at --rate per second (default: nodes / --uptime-interval) for --duration;
+a report's latency counts from when it was due, so waiting for a free worker
+(--concurrency) when the registrar falls behind shows in the percentiles.
+--rate -1 is a closed loop instead: the registrar's throughput with
+--concurrency reports in flight.
 
 Keys derive from --seed and the node's index, so --start-index runs a large
 simulation in chunks. --json prints one machine-readable line at the end.
@@ -94,7 +98,7 @@ file.`,
 	f.IntVar(&cfg.Concurrency, "concurrency", 256, "workers and HTTP connections")
 	f.DurationVar(&cfg.Duration, "duration", 0, "storm: stop starting nodes after this; steady: length of the reporting phase (default 1m)")
 	f.DurationVar(&cfg.UptimeInterval, "uptime-interval", 40*time.Minute, "steady: how often each node reports (sets the rate)")
-	f.Float64Var(&cfg.Rate, "rate", 0, "steady: uptime reports per second (overrides --uptime-interval)")
+	f.Float64Var(&cfg.Rate, "rate", 0, "steady: uptime reports per second (overrides --uptime-interval); -1: closed loop, as fast as the registrar answers")
 	f.IntVar(&cfg.StartIndex, "start-index", 0, "index of the first node (resume a large run in chunks)")
 	f.StringVar(&cfg.Seed, "seed", "gridnode-simulate", "seed the node keys derive from")
 	f.StringVar(&cfg.FarmName, "farm-name", "simulated", "farm the nodes join (created when missing)")
