@@ -6,6 +6,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 )
@@ -217,4 +218,31 @@ type ZOSVersion struct {
 // SetZOSVersion is the body of PUT /zos/version: base64 of a ZOSVersion.
 type SetZOSVersion struct {
 	Version string `json:"version"`
+}
+
+// ValidFarmName checks a farm name: 1 to 40 ASCII letters and digits.
+func ValidFarmName(n string) error {
+	if n == "" || len(n) > 40 {
+		return errors.New("invalid farm_name: want 1 to 40 letters and digits")
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return errors.New("invalid farm_name: want only letters and digits")
+		}
+	}
+	return nil
+}
+
+// ValidStellar checks the shape of a Stellar account address: G and 55
+// more uppercase letters and digits (no checksum test).
+func ValidStellar(a string) error {
+	if len(a) != 56 || a[0] != 'G' {
+		return errors.New("invalid stellar_address: want 56 characters starting with G")
+	}
+	for _, c := range a {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return errors.New("invalid stellar_address: want uppercase letters and digits")
+		}
+	}
+	return nil
 }

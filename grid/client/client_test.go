@@ -101,22 +101,7 @@ func TestRegisterFlow(t *testing.T) {
 			if _, err := c.CreateNode(ctx, node(farmID)); client.StatusOf(err) != http.StatusConflict {
 				t.Fatalf("second CreateNode: %v, want 409", err)
 			}
-			cn := node(farmID)
-			u := api.UpdateNode{FarmID: cn.FarmID, Resources: cn.Resources, Location: cn.Location, Interfaces: cn.Interfaces, SerialNumber: cn.SerialNumber}
-			u.Resources.HRU = 32 << 30
-			if err := c.UpdateNode(ctx, id, u); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.ReportUptime(ctx, id, 90*time.Second); err != nil {
-				t.Fatal(err)
-			}
-			n, err = c.Node(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n.Resources.HRU != 32<<30 || !n.Online || n.LastSeen == nil {
-				t.Fatalf("after update and uptime: %+v", n)
-			}
+			n = updateAndReport(t, ctx, c, farmID, id)
 			if up := reg.Uptimes(id); len(up) != 1 || up[0].Uptime != 90 {
 				t.Fatalf("uptimes %+v", up)
 			}
@@ -257,4 +242,27 @@ func TestServerTime(t *testing.T) {
 	if d := time.Until(st); d > 2*time.Second || d < -2*time.Second {
 		t.Fatalf("server time %v is %v from now", st, d)
 	}
+}
+
+// updateAndReport changes node id's HRU, reports 90 s of uptime and checks
+// that the registrar shows both.
+func updateAndReport(t *testing.T, ctx context.Context, c *client.Client, farmID, id uint64) api.Node {
+	t.Helper()
+	cn := node(farmID)
+	u := api.UpdateNode{FarmID: cn.FarmID, Resources: cn.Resources, Location: cn.Location, Interfaces: cn.Interfaces, SerialNumber: cn.SerialNumber}
+	u.Resources.HRU = 32 << 30
+	if err := c.UpdateNode(ctx, id, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReportUptime(ctx, id, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.Node(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Resources.HRU != 32<<30 || !n.Online || n.LastSeen == nil {
+		t.Fatalf("after update and uptime: %+v", n)
+	}
+	return n
 }

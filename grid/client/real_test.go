@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/grid/registrar"
 )
@@ -66,22 +65,7 @@ func TestRealRegistrar(t *testing.T) {
 	if n.NodeID != id || n.FarmID != farmID || len(n.Interfaces) != 1 || len(n.Interfaces[0].IPs) != 2 || n.Approved {
 		t.Fatalf("node %+v", n)
 	}
-	cn := node(farmID)
-	u := api.UpdateNode{FarmID: cn.FarmID, Resources: cn.Resources, Location: cn.Location, Interfaces: cn.Interfaces, SerialNumber: cn.SerialNumber}
-	u.Resources.HRU = 32 << 30
-	if err := c.UpdateNode(ctx, id, u); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.ReportUptime(ctx, id, 90*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	n, err = c.Node(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n.Resources.HRU != 32<<30 || !n.Online || n.LastSeen == nil {
-		t.Fatalf("after update and uptime: %+v", n)
-	}
+	n = updateAndReport(t, ctx, c, farmID, id)
 	online := true
 	if l, err := c.Nodes(ctx, client.NodeFilter{FarmID: farmID, Online: &online}); err != nil || len(l) != 1 {
 		t.Fatalf("online nodes of farm: %v, %v", l, err)

@@ -83,18 +83,9 @@ func (b *batcher) run() {
 }
 
 func (b *batcher) write(batch []pending) {
-	// Keep the latest report per node: one UPDATE per node per batch.
-	latest := make(map[uint64]int, len(batch))
-	reports := make([]store.Uptime, 0, len(batch))
-	for _, p := range batch {
-		if i, ok := latest[p.u.NodeID]; ok {
-			if !p.u.At.Before(reports[i].At) {
-				reports[i] = p.u
-			}
-			continue
-		}
-		latest[p.u.NodeID] = len(reports)
-		reports = append(reports, p.u)
+	reports := make([]store.Uptime, len(batch))
+	for i, p := range batch {
+		reports[i] = p.u
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {

@@ -55,37 +55,25 @@ func BenchmarkRegister(b *testing.B) {
 				io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
 				return resp.StatusCode
 			}
-			var next atomic.Int64
-			var wg sync.WaitGroup
 			b.ResetTimer()
-			for range 16 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := int(next.Add(1)) - 1
-						if i >= b.N {
-							return
-						}
-						var a api.Account
-						if c := post("/api/v1/accounts", api.NewAccount(keys[i], time.Now()), nil, &a); c != 201 {
-							b.Errorf("account: %d", c)
-							return
-						}
-						tw := &twin{key: keys[i], id: a.TwinID}
-						var n api.NodeID
-						if c := post("/api/v1/nodes", nodeBody(tw, farm), tw, &n); c != 201 {
-							b.Errorf("node: %d", c)
-							return
-						}
-						if c := post(fmt.Sprintf("/api/v1/nodes/%d/uptime", n.NodeID), api.Uptime{Uptime: 1, Timestamp: time.Now().Unix()}, tw, nil); c != 201 {
-							b.Errorf("uptime: %d", c)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			parallel(b, 16, func(i int) bool {
+				var a api.Account
+				if c := post("/api/v1/accounts", api.NewAccount(keys[i], time.Now()), nil, &a); c != 201 {
+					b.Errorf("account: %d", c)
+					return false
+				}
+				tw := &twin{key: keys[i], id: a.TwinID}
+				var n api.NodeID
+				if c := post("/api/v1/nodes", nodeBody(tw, farm), tw, &n); c != 201 {
+					b.Errorf("node: %d", c)
+					return false
+				}
+				if c := post(fmt.Sprintf("/api/v1/nodes/%d/uptime", n.NodeID), api.Uptime{Uptime: 1, Timestamp: time.Now().Unix()}, tw, nil); c != 201 {
+					b.Errorf("uptime: %d", c)
+					return false
+				}
+				return true
+			})
 		})
 	}
 }
@@ -108,37 +96,45 @@ func BenchmarkUptime(b *testing.B) {
 				srv.keys.put(uint64(11+i), [ed25519.PublicKeySize]byte(keys[i].Public().(ed25519.PublicKey)))
 			}
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
-			var next atomic.Int64
-			var wg sync.WaitGroup
 			b.ResetTimer()
-			for range 64 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := int(next.Add(1)) - 1
-						if i >= b.N {
-							return
-						}
-						k := i % 2000
-						body := fmt.Appendf(nil, `{"uptime":%d,"timestamp":%d}`, i, time.Now().Unix())
-						req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/nodes/%d/uptime", hs.URL, k+1), bytes.NewReader(body))
-						req.Header.Set(api.HeaderAuth, api.AuthHeader(keys[k], uint64(11+k), time.Now()))
-						resp, err := client.Do(req)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
-						resp.Body.Close()
-						if resp.StatusCode != 201 {
-							b.Errorf("uptime: %d", resp.StatusCode)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			parallel(b, 64, func(i int) bool {
+				k := i % 2000
+				body := fmt.Appendf(nil, `{"uptime":%d,"timestamp":%d}`, i, time.Now().Unix())
+				req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/nodes/%d/uptime", hs.URL, k+1), bytes.NewReader(body))
+				req.Header.Set(api.HeaderAuth, api.AuthHeader(keys[k], uint64(11+k), time.Now()))
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return false
+				}
+				io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					b.Errorf("uptime: %d", resp.StatusCode)
+					return false
+				}
+				return true
+			})
 		})
 	}
+}
+
+// parallel runs do(0) ... do(b.N-1) on workers goroutines; a worker stops
+// at the first do that returns false.
+func parallel(b *testing.B, workers int, do func(i int) bool) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N || !do(i) {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -270,6 +270,16 @@ func decode(w http.ResponseWriter, body []byte, v any) bool {
 	return true
 }
 
+// authJSON authenticates r and decodes its JSON body into a T. When it
+// returns false it has answered.
+func authJSON[T any](s *Server, w http.ResponseWriter, r *http.Request) (req T, signer uint64, ok bool) {
+	body, signer, ok := s.authBody(w, r)
+	if !ok || !decode(w, body, &req) {
+		return req, 0, false
+	}
+	return req, signer, true
+}
+
 func pathID(w http.ResponseWriter, r *http.Request, name string) (uint64, bool) {
 	v, err := strconv.ParseUint(r.PathValue(name), 10, 63)
 	if err != nil || v == 0 {
@@ -460,44 +470,16 @@ func (s *Server) getFarm(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, f)
 }
 
-func validFarmName(n string) error {
-	if n == "" || len(n) > 40 {
-		return errors.New("invalid farm_name: want 1 to 40 letters and digits")
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return errors.New("invalid farm_name: want only letters and digits")
-		}
-	}
-	return nil
-}
-
-func validStellar(a string) error {
-	if len(a) != 56 || a[0] != 'G' {
-		return errors.New("invalid stellar_address: want 56 characters starting with G")
-	}
-	for _, c := range a {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return errors.New("invalid stellar_address: want uppercase letters and digits")
-		}
-	}
-	return nil
-}
-
 func (s *Server) createFarm(w http.ResponseWriter, r *http.Request) {
-	body, signer, ok := s.authBody(w, r)
+	req, signer, ok := authJSON[api.CreateFarm](s, w, r)
 	if !ok {
 		return
 	}
-	var req api.CreateFarm
-	if !decode(w, body, &req) {
-		return
-	}
-	if err := validFarmName(req.FarmName); err != nil {
+	if err := api.ValidFarmName(req.FarmName); err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := validStellar(req.StellarAddress); err != nil {
+	if err := api.ValidStellar(req.StellarAddress); err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -520,12 +502,8 @@ func (s *Server) updateFarm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, signer, ok := s.authBody(w, r)
+	req, signer, ok := authJSON[api.UpdateFarm](s, w, r)
 	if !ok {
-		return
-	}
-	var req api.UpdateFarm
-	if !decode(w, body, &req) {
 		return
 	}
 	f, err := s.st.Farm(r.Context(), id)
@@ -543,11 +521,11 @@ func (s *Server) updateFarm(w http.ResponseWriter, r *http.Request) {
 	if req.StellarAddress == "" {
 		req.StellarAddress = f.StellarAddress
 	}
-	if err := validFarmName(req.FarmName); err != nil {
+	if err := api.ValidFarmName(req.FarmName); err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := validStellar(req.StellarAddress); err != nil {
+	if err := api.ValidStellar(req.StellarAddress); err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -638,12 +616,8 @@ func validNode(farm uint64, res api.Resources, ifaces []api.Interface, serial st
 }
 
 func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
-	body, signer, ok := s.authBody(w, r)
+	req, signer, ok := authJSON[api.CreateNode](s, w, r)
 	if !ok {
-		return
-	}
-	var req api.CreateNode
-	if !decode(w, body, &req) {
 		return
 	}
 	if err := validNode(req.FarmID, req.Resources, req.Interfaces, req.SerialNumber); err != nil {

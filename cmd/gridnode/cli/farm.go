@@ -32,15 +32,22 @@ unless --key names another file.`,
 	cmd.PersistentFlags().StringVar(&registrar, "registrar", farm.DefaultRegistrar, "registrar URL or network name (dev, test, qa, main)")
 	cmd.PersistentFlags().StringVar(&keyPath, "key", farm.DefaultKeyPath(), "farmer key file")
 
-	newClient := func() (*client.Client, error) {
-		key, err := farm.LoadKey(keyPath)
-		if err != nil {
-			return nil, err
+	// withClient makes a RunE that calls f with a client of the farmer key
+	// and a context bounded to 2 minutes.
+	withClient := func(f func(ctx context.Context, cl *client.Client, c *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+		return func(c *cobra.Command, args []string) error {
+			key, err := farm.LoadKey(keyPath)
+			if err != nil {
+				return err
+			}
+			cl, err := client.New(farm.ResolveRegistrar(registrar), key, client.Options{UserAgent: "gridnode-farm"})
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(c.Context(), 2*time.Minute)
+			defer cancel()
+			return f(ctx, cl, c, args)
 		}
-		return client.New(farm.ResolveRegistrar(registrar), key, client.Options{UserAgent: "gridnode-farm"})
-	}
-	ctx := func(c *cobra.Command) (context.Context, context.CancelFunc) {
-		return context.WithTimeout(c.Context(), 2*time.Minute)
 	}
 
 	var force bool
@@ -89,20 +96,14 @@ unless --key names another file.`,
 		Use:   "account",
 		Short: "Make sure the farmer key has an account (twin) and print its id",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctx(c)
-			defer cancel()
+		RunE: withClient(func(ctx context.Context, cl *client.Client, c *cobra.Command, _ []string) error {
 			a, err := cl.EnsureAccount(ctx)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.OutOrStdout(), "twin %d\npublic key: %s\nregistrar: %s\n", a.TwinID, a.PublicKey, cl.BaseURL())
 			return nil
-		},
+		}),
 	}
 
 	var name, stellar string
@@ -111,13 +112,7 @@ unless --key names another file.`,
 		Use:   "create --name NAME --stellar ADDRESS",
 		Short: "Create a farm owned by the farmer key",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctx(c)
-			defer cancel()
+		RunE: withClient(func(ctx context.Context, cl *client.Client, c *cobra.Command, _ []string) error {
 			id, err := farm.CreateFarm(ctx, cl, name, stellar, dedicated)
 			if err != nil {
 				return err
@@ -125,7 +120,7 @@ unless --key names another file.`,
 			fmt.Fprintf(c.OutOrStdout(), "farm %d %q created (twin %d)\nboot nodes with gridnode.farm=%d gridnode.registrar=%s\n",
 				id, name, cl.Twin(), id, strings.TrimSuffix(cl.BaseURL(), api.Prefix))
 			return nil
-		},
+		}),
 	}
 	create.Flags().StringVar(&name, "name", "", "farm name: letters and digits, at most 40")
 	create.Flags().StringVar(&stellar, "stellar", "", "Stellar address the farm is paid to (56 characters, starts with G)")
@@ -138,13 +133,7 @@ unless --key names another file.`,
 		Use:   "nodes",
 		Short: "List the nodes of the farmer's farms (or of --farm ID)",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctx(c)
-			defer cancel()
+		RunE: withClient(func(ctx context.Context, cl *client.Client, c *cobra.Command, _ []string) error {
 			ids := []uint64{farmID}
 			if farmID == 0 {
 				farms, err := farm.MyFarms(ctx, cl)
@@ -164,7 +153,7 @@ unless --key names another file.`,
 				return err
 			}
 			return farm.WriteNodes(c.OutOrStdout(), list, cl.Now())
-		},
+		}),
 	}
 	nodes.Flags().Uint64Var(&farmID, "farm", 0, "farm id (default: every farm of the farmer key)")
 
@@ -172,17 +161,11 @@ unless --key names another file.`,
 		Use:   "approve NODE_ID",
 		Short: "Approve a node of one of the farmer's farms",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
+		RunE: withClient(func(ctx context.Context, cl *client.Client, c *cobra.Command, args []string) error {
 			id, err := strconv.ParseUint(args[0], 10, 64)
 			if err != nil {
 				return fmt.Errorf("node id %q: want a number", args[0])
 			}
-			cl, err := newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctx(c)
-			defer cancel()
 			if _, err := cl.EnsureAccount(ctx); err != nil {
 				return err
 			}
@@ -191,7 +174,7 @@ unless --key names another file.`,
 			}
 			fmt.Fprintf(c.OutOrStdout(), "node %d approved\n", id)
 			return nil
-		},
+		}),
 	}
 
 	cmd.AddCommand(keygen, account, create, nodes, approve)

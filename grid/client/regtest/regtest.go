@@ -215,6 +215,16 @@ func (s *Registrar) auth(w http.ResponseWriter, r *http.Request) (uint64, bool) 
 	return twin, true
 }
 
+// authAs authenticates r and wants twin (the body's twin_id) to be its signer.
+func (s *Registrar) authAs(w http.ResponseWriter, r *http.Request, twin uint64) bool {
+	signer, ok := s.auth(w, r)
+	if ok && signer != twin {
+		fail(w, http.StatusUnauthorized, "twin_id does not match the signer")
+		return false
+	}
+	return ok
+}
+
 func (s *Registrar) getAccount(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s.mu.Lock()
@@ -329,30 +339,6 @@ func (s *Registrar) getFarm(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, f)
 }
 
-func validStellar(a string) bool {
-	if len(a) != 56 || a[0] != 'G' {
-		return false
-	}
-	for _, c := range a {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-func validFarmName(n string) bool {
-	if n == "" || len(n) > 40 {
-		return false
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *Registrar) createFarm(w http.ResponseWriter, r *http.Request) {
 	var in api.CreateFarm
 	if !decode(w, r, &in) {
@@ -360,19 +346,14 @@ func (s *Registrar) createFarm(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	twin, ok := s.auth(w, r)
-	if !ok {
+	if !s.authAs(w, r, in.TwinID) {
 		return
 	}
-	if twin != in.TwinID {
-		fail(w, http.StatusUnauthorized, "twin_id does not match the signer")
-		return
-	}
-	if !validFarmName(in.FarmName) {
+	if api.ValidFarmName(in.FarmName) != nil {
 		fail(w, http.StatusBadRequest, "farm_name must be alphanumeric, at most 40 characters")
 		return
 	}
-	if !validStellar(in.StellarAddress) {
+	if api.ValidStellar(in.StellarAddress) != nil {
 		fail(w, http.StatusBadRequest, "invalid stellar_address")
 		return
 	}
@@ -475,12 +456,7 @@ func (s *Registrar) createNode(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	twin, ok := s.auth(w, r)
-	if !ok {
-		return
-	}
-	if twin != in.TwinID {
-		fail(w, http.StatusUnauthorized, "twin_id does not match the signer")
+	if !s.authAs(w, r, in.TwinID) {
 		return
 	}
 	if msg := validNode(api.UpdateNode{FarmID: in.FarmID, Resources: in.Resources, Location: in.Location, Interfaces: in.Interfaces, SecureBoot: in.SecureBoot, Virtualized: in.Virtualized, SerialNumber: in.SerialNumber}); msg != "" {
@@ -491,16 +467,16 @@ func (s *Registrar) createNode(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "farm not found")
 		return
 	}
-	if _, ok := s.byTwin[twin]; ok {
+	if _, ok := s.byTwin[in.TwinID]; ok {
 		fail(w, http.StatusConflict, "node already exists for this twin")
 		return
 	}
 	now := s.now()
 	id := uint64(len(s.nodes) + 1)
-	s.nodes[id] = &api.Node{NodeID: id, FarmID: in.FarmID, TwinID: twin, Location: in.Location, Resources: in.Resources,
+	s.nodes[id] = &api.Node{NodeID: id, FarmID: in.FarmID, TwinID: in.TwinID, Location: in.Location, Resources: in.Resources,
 		Interfaces: in.Interfaces, SecureBoot: in.SecureBoot, Virtualized: in.Virtualized, SerialNumber: in.SerialNumber,
 		CreatedAt: now, UpdatedAt: now}
-	s.byTwin[twin] = id
+	s.byTwin[in.TwinID] = id
 	reply(w, http.StatusCreated, api.NodeID{NodeID: id})
 }
 

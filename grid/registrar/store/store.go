@@ -59,6 +59,25 @@ type Uptime struct {
 	At     time.Time // becomes the node's last_seen
 }
 
+// Latest keeps the latest report of each node, in the order nodes first
+// appear: one row write per node, and what an upsert of a batch needs (a
+// row may be changed once per statement).
+func Latest(reports []Uptime) []Uptime {
+	at := make(map[uint64]int, len(reports))
+	out := make([]Uptime, 0, len(reports))
+	for _, u := range reports {
+		if i, ok := at[u.NodeID]; ok {
+			if !u.At.Before(out[i].At) {
+				out[i] = u
+			}
+			continue
+		}
+		at[u.NodeID] = len(out)
+		out = append(out, u)
+	}
+	return out
+}
+
 // Stats are the grid's totals, computed with aggregates.
 type Stats struct {
 	Accounts int64

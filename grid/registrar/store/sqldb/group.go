@@ -235,6 +235,7 @@ func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
 		}
 	}
 	if len(uptime) > 0 {
+		uptime = store.Latest(uptime)
 		if db.d.WriteUptime != nil {
 			return db.d.WriteUptime(ctx, tx, uptime)
 		}

@@ -74,15 +74,16 @@ func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*DB, error) {
 	}{
 		{r, &db.accountByTwin, `SELECT ` + accountCols + ` FROM accounts WHERE twin_id = $1`},
 		{r, &db.accountByKey, `SELECT ` + accountCols + ` FROM accounts WHERE public_key = $1`},
-		{r, &db.nodeByID, `SELECT ` + nodeCols + ` FROM nodes WHERE node_id = $1`},
+		{r, &db.nodeByID, `SELECT ` + nodeCols + ` FROM ` + nodeFrom + ` WHERE n.node_id = $1`},
 		{r, &db.nodeOwner, `SELECT n.twin_id, a.public_key FROM nodes n JOIN accounts a ON a.twin_id = n.twin_id WHERE n.node_id = $1`},
 		{r, &db.farmByID, `SELECT ` + farmCols + ` FROM farms WHERE farm_id = $1`},
 		{w, &db.insertAccount, `INSERT INTO accounts (public_key, relays, rmb_enc_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING twin_id`},
 		{w, &db.insertFarm, `INSERT INTO farms (farm_name, twin_id, stellar_address, dedicated, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING farm_id`},
-		{w, &db.insertNode, `INSERT INTO nodes (farm_id, twin_id, country, city, longitude, latitude, hru, sru, cru, mru, interfaces, secure_boot, virtualized, serial_number, approved, uptime, created_at, updated_at)
-			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $16 WHERE EXISTS (SELECT 1 FROM farms WHERE farm_id = $1)
+		{w, &db.insertNode, `INSERT INTO nodes (farm_id, twin_id, country, city, longitude, latitude, hru, sru, cru, mru, interfaces, secure_boot, virtualized, serial_number, approved, created_at, updated_at)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16 WHERE EXISTS (SELECT 1 FROM farms WHERE farm_id = $1)
 			ON CONFLICT DO NOTHING RETURNING node_id`},
-		{w, &db.updateUptime, `UPDATE nodes SET last_seen = $2, uptime = $3 WHERE node_id = $1 AND (last_seen IS NULL OR last_seen <= $2)`},
+		{w, &db.updateUptime, `INSERT INTO uptimes (node_id, last_seen, uptime) SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM nodes WHERE node_id = $1)
+			ON CONFLICT (node_id) DO UPDATE SET last_seen = excluded.last_seen, uptime = excluded.uptime WHERE uptimes.last_seen <= excluded.last_seen`},
 	}
 	for _, p := range prep {
 		s, err := p.h.PrepareContext(ctx, p.sql)
@@ -369,7 +370,12 @@ func (db *DB) UpdateFarm(ctx context.Context, id uint64, u api.UpdateFarm, now t
 
 // ---- nodes
 
-const nodeCols = `node_id, farm_id, twin_id, country, city, longitude, latitude, hru, sru, cru, mru, interfaces, secure_boot, virtualized, serial_number, last_seen, approved, created_at, updated_at`
+// A node's columns, and the tables they come from: its last_seen is in
+// uptimes (schema version 2), where a node has a row once it reported.
+const (
+	nodeCols = `n.node_id, n.farm_id, n.twin_id, n.country, n.city, n.longitude, n.latitude, n.hru, n.sru, n.cru, n.mru, n.interfaces, n.secure_boot, n.virtualized, n.serial_number, u.last_seen, n.approved, n.created_at, n.updated_at`
+	nodeFrom = `nodes n LEFT JOIN uptimes u ON u.node_id = n.node_id`
+)
 
 func scanNode(s scanner) (api.Node, error) {
 	var n api.Node
@@ -419,25 +425,25 @@ func (db *DB) NodeOwner(ctx context.Context, id uint64) (uint64, string, error) 
 func (db *DB) Nodes(ctx context.Context, f store.NodeFilter) ([]api.Node, error) {
 	var w where
 	if f.NodeID != 0 {
-		w.add("node_id = ?", i64(f.NodeID))
+		w.add("n.node_id = ?", i64(f.NodeID))
 	}
 	if f.FarmID != 0 {
-		w.add("farm_id = ?", i64(f.FarmID))
+		w.add("n.farm_id = ?", i64(f.FarmID))
 	}
 	if f.TwinID != 0 {
-		w.add("twin_id = ?", i64(f.TwinID))
+		w.add("n.twin_id = ?", i64(f.TwinID))
 	}
 	if f.Online != nil {
 		if *f.Online {
-			w.add("last_seen >= ?", ms(f.OnlineSince))
+			w.add("u.last_seen >= ?", ms(f.OnlineSince))
 		} else {
-			w.add("(last_seen IS NULL OR last_seen < ?)", ms(f.OnlineSince))
+			w.add("(u.last_seen IS NULL OR u.last_seen < ?)", ms(f.OnlineSince))
 		}
 	}
 	if !f.SeenSince.IsZero() {
-		w.add("last_seen >= ?", ms(f.SeenSince))
+		w.add("u.last_seen >= ?", ms(f.SeenSince))
 	}
-	q := `SELECT ` + nodeCols + ` FROM nodes` + w.String() + ` ORDER BY node_id` + db.page(&w, f.Limit, f.Offset)
+	q := `SELECT ` + nodeCols + ` FROM ` + nodeFrom + w.String() + ` ORDER BY n.node_id` + db.page(&w, f.Limit, f.Offset)
 	rows, err := db.r.QueryContext(ctx, q, w.args...)
 	if err != nil {
 		return nil, db.wrap("listing nodes", err)
@@ -521,7 +527,7 @@ func (db *DB) Stats(ctx context.Context, onlineSince time.Time) (store.Stats, er
 		(SELECT count(*) FROM accounts),
 		(SELECT count(*) FROM farms),
 		(SELECT count(*) FROM nodes),
-		(SELECT count(*) FROM nodes WHERE last_seen >= $1),
+		(SELECT count(*) FROM uptimes WHERE last_seen >= $1),
 		CAST(COALESCE(sum(hru), 0) AS BIGINT), CAST(COALESCE(sum(sru), 0) AS BIGINT),
 		CAST(COALESCE(sum(cru), 0) AS BIGINT), CAST(COALESCE(sum(mru), 0) AS BIGINT)
 		FROM nodes`, ms(onlineSince)).Scan(&s.Accounts, &s.Farms, &s.Nodes, &s.Online, &hru, &sru, &cru, &mru)

@@ -19,44 +19,8 @@ import (
 
 // Migrations is the schema, one entry per version (append only).
 var Migrations = []string{
-	`CREATE TABLE accounts (
-		twin_id INTEGER PRIMARY KEY,
-		public_key TEXT NOT NULL UNIQUE,
-		relays TEXT NOT NULL,
-		rmb_enc_key TEXT NOT NULL,
-		created_at BIGINT NOT NULL,
-		updated_at BIGINT NOT NULL
-	);
-	CREATE TABLE farms (
-		farm_id INTEGER PRIMARY KEY,
-		farm_name TEXT NOT NULL UNIQUE,
-		twin_id BIGINT NOT NULL REFERENCES accounts (twin_id),
-		stellar_address TEXT NOT NULL,
-		dedicated BOOLEAN NOT NULL,
-		created_at BIGINT NOT NULL,
-		updated_at BIGINT NOT NULL
-	);
-	CREATE INDEX farms_twin_id ON farms (twin_id);
-	CREATE TABLE nodes (
-		node_id INTEGER PRIMARY KEY,
-		farm_id BIGINT NOT NULL REFERENCES farms (farm_id),
-		twin_id BIGINT NOT NULL UNIQUE REFERENCES accounts (twin_id),
-		country TEXT NOT NULL, city TEXT NOT NULL, longitude TEXT NOT NULL, latitude TEXT NOT NULL,
-		hru BIGINT NOT NULL, sru BIGINT NOT NULL, cru BIGINT NOT NULL, mru BIGINT NOT NULL,
-		interfaces TEXT NOT NULL,
-		secure_boot BOOLEAN NOT NULL,
-		virtualized BOOLEAN NOT NULL,
-		serial_number TEXT NOT NULL,
-		last_seen BIGINT,
-		uptime BIGINT NOT NULL DEFAULT 0,
-		approved BOOLEAN NOT NULL,
-		created_at BIGINT NOT NULL,
-		updated_at BIGINT NOT NULL
-	);
-	CREATE INDEX nodes_farm_id ON nodes (farm_id);
-	CREATE INDEX nodes_last_seen ON nodes (last_seen);
-	CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-	CREATE TABLE samples (at BIGINT PRIMARY KEY, online BIGINT NOT NULL, total BIGINT NOT NULL);`,
+	sqldb.SchemaV1("INTEGER PRIMARY KEY"),
+	sqldb.SchemaV2("INTEGER PRIMARY KEY", ""),
 }
 
 // Dialect is SQLite's part of the shared SQL store.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gridnode/gridnode/grid/registrar/store"
 	"github.com/gridnode/gridnode/grid/registrar/store/postgres"
+	"github.com/gridnode/gridnode/grid/registrar/store/sqldb"
 	"github.com/gridnode/gridnode/grid/registrar/store/sqlite"
 )
 
@@ -27,6 +28,13 @@ type Opener struct {
 	Open func(t testing.TB) store.Store
 	// Reopen opens the same database again (after the first was closed).
 	Reopen func(t testing.TB) store.Store
+	// Fresh makes a new, empty database, which Reopen then opens, and
+	// returns how database/sql reaches it (Driver, DSN), for tests that
+	// prepare a database by hand (an old schema version).
+	Fresh  func(t testing.TB) (dsn string)
+	Driver string
+	// Migrations is the store's schema, by version.
+	Migrations []string
 }
 
 // Stores returns an Opener per store kind.
@@ -34,23 +42,32 @@ func Stores() []Opener {
 	return []Opener{SQLite(), Postgres()}
 }
 
-// SQLite opens stores in temporary files.
-func SQLite() Opener {
-	var path string
-	o := Opener{Name: "sqlite"}
-	o.Open = func(t testing.TB) store.Store {
-		path = filepath.Join(t.TempDir(), "registrar.db")
-		return o.Reopen(t)
-	}
+// opener completes o from its Fresh and open (of a DSN).
+func opener(o Opener, open func(ctx context.Context, dsn string) (*sqldb.DB, error)) Opener {
+	var dsn string
+	fresh := o.Fresh
+	o.Fresh = func(t testing.TB) string { dsn = fresh(t); return dsn }
 	o.Reopen = func(t testing.TB) store.Store {
-		st, err := sqlite.Open(context.Background(), path)
+		st, err := open(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
 		return st
 	}
+	o.Open = func(t testing.TB) store.Store {
+		o.Fresh(t)
+		return o.Reopen(t)
+	}
 	return o
+}
+
+// SQLite opens stores in temporary files.
+func SQLite() Opener {
+	return opener(Opener{
+		Name: "sqlite", Driver: "sqlite", Migrations: sqlite.Migrations,
+		Fresh: func(t testing.TB) string { return filepath.Join(t.TempDir(), "registrar.db") },
+	}, sqlite.Open)
 }
 
 // PostgresURL returns $GRIDNODE_TEST_POSTGRES, skipping t when it is unset
@@ -68,39 +85,30 @@ func PostgresURL(t testing.TB) string {
 
 // Postgres opens stores in fresh schemas, dropped at cleanup.
 func Postgres() Opener {
-	var url string
-	o := Opener{Name: "postgres"}
-	o.Open = func(t testing.TB) store.Store {
-		base := PostgresURL(t)
-		b := make([]byte, 6)
-		rand.Read(b)
-		schema := "t_" + hex.EncodeToString(b)
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-			admin.Close()
-			t.Fatalf("creating schema in %s: %v", base, err)
-		}
-		t.Cleanup(func() {
-			admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-			admin.Close()
-		})
-		sep := "?"
-		if strings.Contains(base, "?") {
-			sep = "&"
-		}
-		url = base + sep + "search_path=" + schema
-		return o.Reopen(t)
-	}
-	o.Reopen = func(t testing.TB) store.Store {
-		st, err := postgres.Open(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	return o
+	return opener(Opener{
+		Name: "postgres", Driver: "pgx", Migrations: postgres.Migrations,
+		Fresh: func(t testing.TB) string {
+			base := PostgresURL(t)
+			b := make([]byte, 6)
+			rand.Read(b)
+			schema := "t_" + hex.EncodeToString(b)
+			admin, err := sql.Open("pgx", base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+				admin.Close()
+				t.Fatalf("creating schema in %s: %v", base, err)
+			}
+			t.Cleanup(func() {
+				admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+				admin.Close()
+			})
+			sep := "?"
+			if strings.Contains(base, "?") {
+				sep = "&"
+			}
+			return base + sep + "search_path=" + schema
+		},
+	}, postgres.Open)
 }

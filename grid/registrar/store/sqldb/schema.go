@@ -1,0 +1,64 @@
+package sqldb
+
+// SchemaV1 is the first version of the schema, the same on every database
+// but for how a table's generated primary key is declared (pk).
+func SchemaV1(pk string) string {
+	return `CREATE TABLE accounts (
+		twin_id ` + pk + `,
+		public_key TEXT NOT NULL UNIQUE,
+		relays TEXT NOT NULL,
+		rmb_enc_key TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL
+	);
+	CREATE TABLE farms (
+		farm_id ` + pk + `,
+		farm_name TEXT NOT NULL UNIQUE,
+		twin_id BIGINT NOT NULL REFERENCES accounts (twin_id),
+		stellar_address TEXT NOT NULL,
+		dedicated BOOLEAN NOT NULL,
+		created_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL
+	);
+	CREATE INDEX farms_twin_id ON farms (twin_id);
+	CREATE TABLE nodes (
+		node_id ` + pk + `,
+		farm_id BIGINT NOT NULL REFERENCES farms (farm_id),
+		twin_id BIGINT NOT NULL UNIQUE REFERENCES accounts (twin_id),
+		country TEXT NOT NULL, city TEXT NOT NULL, longitude TEXT NOT NULL, latitude TEXT NOT NULL,
+		hru BIGINT NOT NULL, sru BIGINT NOT NULL, cru BIGINT NOT NULL, mru BIGINT NOT NULL,
+		interfaces TEXT NOT NULL,
+		secure_boot BOOLEAN NOT NULL,
+		virtualized BOOLEAN NOT NULL,
+		serial_number TEXT NOT NULL,
+		last_seen BIGINT,
+		uptime BIGINT NOT NULL DEFAULT 0,
+		approved BOOLEAN NOT NULL,
+		created_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL
+	);
+	CREATE INDEX nodes_farm_id ON nodes (farm_id);
+	CREATE INDEX nodes_last_seen ON nodes (last_seen);
+	CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+	CREATE TABLE samples (at BIGINT PRIMARY KEY, online BIGINT NOT NULL, total BIGINT NOT NULL);`
+}
+
+// SchemaV2 moves what an uptime report writes (last_seen, uptime) out of the
+// wide nodes row into a narrow table of its own, keyed by node id (pk: how a
+// plain BIGINT primary key is declared) and with no index on last_seen.
+// A report then dirties one page of a table that is a tenth of the size of
+// nodes and touches no index: for SQLite a batch of reports writes far fewer
+// pages to the WAL; for PostgreSQL the update is HOT (no indexed column
+// changes, and with room left on each page by with's fillfactor it stays on
+// its page). Counting the online nodes becomes a scan of the narrow table.
+func SchemaV2(pk, with string) string {
+	return `CREATE TABLE uptimes (
+		node_id ` + pk + `,
+		last_seen BIGINT NOT NULL,
+		uptime BIGINT NOT NULL
+	)` + with + `;
+	INSERT INTO uptimes (node_id, last_seen, uptime) SELECT node_id, last_seen, uptime FROM nodes WHERE last_seen IS NOT NULL;
+	DROP INDEX nodes_last_seen;
+	ALTER TABLE nodes DROP COLUMN last_seen;
+	ALTER TABLE nodes DROP COLUMN uptime;`
+}
