@@ -64,8 +64,19 @@ func helper(mode string) {
 	case "orphan":
 		// Start a grandchild and leave it behind: it is reparented to the
 		// subreaper (the test process, standing in for PID 1).
+		// os.StartProcess, unlike os/exec, passes duplicate variables
+		// on, and the first one wins: appending SUPERVISOR_HELPER=sleep
+		// to this environment would start another orphan, which starts
+		// another, without end, long after the test (thousands of
+		// processes a second under PID 1).
+		env := []string{"SUPERVISOR_HELPER=sleep"}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "SUPERVISOR_HELPER=") {
+				env = append(env, kv)
+			}
+		}
 		p, err := os.StartProcess("/proc/self/exe", []string{"helper"}, &os.ProcAttr{
-			Env:   append(os.Environ(), "SUPERVISOR_HELPER=sleep"),
+			Env:   env,
 			Files: []*os.File{nil, os.Stdout, os.Stderr},
 		})
 		if err != nil {
