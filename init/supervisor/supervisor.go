@@ -480,7 +480,7 @@ func (s *Supervisor) spawn(sv *service) (int, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	attr := &os.ProcAttr{Env: env, Dir: "/"}
+	attr := &os.ProcAttr{Env: lastWins(env), Dir: "/"}
 	if sv.TTY != "" {
 		tty, err := os.OpenFile(sv.TTY, os.O_RDWR|syscall.O_NOCTTY, 0)
 		if err != nil {
@@ -798,4 +798,24 @@ func (s *Supervisor) Signal(name string, sig syscall.Signal) error {
 		return ErrNotRunning
 	}
 	return unix.Kill(sv.status.PID, sig)
+}
+
+// lastWins drops the earlier of duplicate variables in env, as os/exec does:
+// os.StartProcess passes duplicates on, and a program's getenv then sees
+// the first, so `append(os.Environ(), "X=y")` would not set X when X was
+// set already.
+func lastWins(env []string) []string {
+	last := make(map[string]int, len(env))
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		last[k] = i
+	}
+	out := make([]string, 0, len(last))
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if last[k] == i {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -376,3 +376,11 @@ func TestRingKeepsLastLines(t *testing.T) {
 		t.Errorf("ring: %s", got)
 	}
 }
+
+func TestLastWins(t *testing.T) {
+	got := lastWins([]string{"A=1", "B=2", "A=3", "C", "B=4"})
+	want := []string{"A=3", "C", "B=4"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("lastWins = %q, want %q", got, want)
+	}
+}
