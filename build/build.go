@@ -57,6 +57,9 @@ type Result struct {
 	Kernel, Initramfs, NodeBinary string
 	Cmdline                       string
 	Debs                          []*deb.Package
+	// Media is what the format writers were given (boot-loader files in
+	// the cache, gridnode.conf); nil when only the kernel format was built.
+	Media *media.Input
 }
 
 // Names of the kernel-format outputs.
@@ -253,6 +256,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			if in, err = b.mediaInput(ctx); err != nil {
 				return nil, err
 			}
+			b.res.Media = &in
 		}
 		t := time.Now()
 		files, err := Formats[f](in, b.o.Out)

@@ -21,7 +21,6 @@ import (
 
 	"github.com/gridnode/gridnode/build"
 	"github.com/gridnode/gridnode/build/media"
-	"github.com/gridnode/gridnode/build/mediaconf"
 	"github.com/gridnode/gridnode/build/uki"
 )
 
@@ -40,18 +39,7 @@ func TestBenchMedia(t *testing.T) {
 	// The writers' inputs, as the builder gave them: its kernel, initramfs
 	// and command line, the boot-loader files it took from Debian into the
 	// cache, and the gridnode.conf it put on the media.
-	conf, err := mediaconf.Read(filepath.Join(out, "gridnode-"+r.Manifest.Version+".iso"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bf := filepath.Join(root, ".cache", "bootfiles")
-	in := media.Input{
-		Kernel: r.Kernel, Initrd: r.Initramfs, Cmdline: r.Cmdline, Version: r.Manifest.Version,
-		Config: conf, Epoch: epoch,
-		EFIStub: filepath.Join(bf, "linuxx64.efi.stub"), Isolinux: filepath.Join(bf, "isolinux.bin"),
-		IsoHdpfx: filepath.Join(bf, "isohdpfx.bin"), Ldlinux: filepath.Join(bf, "ldlinux.c32"),
-		IPXEEFI: filepath.Join(bf, "ipxe.efi"), Undionly: filepath.Join(bf, "undionly.kpxe"),
-	}
+	in := *r.Media
 
 	kinds := []string{"uki", "iso", "usb", "pxe"}
 	type row struct {

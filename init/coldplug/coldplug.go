@@ -25,7 +25,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/gridnode/gridnode/modules/fact"
 	"github.com/u-root/u-root/pkg/kmodule"
@@ -246,32 +245,47 @@ func (l *Loader) Modaliases() []string {
 	return list
 }
 
-// Coldplug loads modules for every device present, again and again while
-// that loads new modules: a bus driver (virtio_pci) makes new devices
+// Coldplug loads modules for every device present, and for the devices
+// that appear as drivers load: a bus driver (virtio_pci) makes new devices
 // (virtio0, virtio1) appear. It publishes the fact and returns it.
+//
+// Devices are probed while their module initialises, and some probes wait
+// for hardware (a SATA link, a disk's partition table), so several modules
+// load at once; the kernel serialises loads of one module, so two devices
+// sharing a dependency are fine. A load that made something new looks for
+// new devices at once rather than after the slowest load of its round:
+// the virtio disk and NIC need not wait for ahci probing its SATA ports.
 func (l *Loader) Coldplug() Fact {
-	for pass := 0; pass < 10; pass++ {
-		// Devices are probed while their module initialises, and some
-		// probes wait for hardware (a SATA link, a disk's partition
-		// table): load for several devices at once. The kernel serialises
-		// loads of one module, so two devices sharing a dependency are fine.
-		var n atomic.Int32
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 8)
+		mu   sync.Mutex
+		seen = map[string]bool{}
+		scan func()
+	)
+	scan = func() {
 		for _, m := range l.Modaliases() {
+			mu.Lock()
+			done := seen[m]
+			seen[m] = true
+			mu.Unlock()
+			if done {
+				continue
+			}
 			wg.Add(1)
-			sem <- struct{}{}
 			go func() {
 				defer wg.Done()
-				defer func() { <-sem }()
-				n.Add(int32(l.Handle(m, "coldplug")))
+				sem <- struct{}{}
+				n := l.Handle(m, "coldplug")
+				<-sem
+				if n > 0 {
+					scan()
+				}
 			}()
 		}
-		wg.Wait()
-		if n.Load() == 0 {
-			break
-		}
 	}
+	scan()
+	wg.Wait()
 	return l.publish()
 }
 
