@@ -60,33 +60,44 @@ func dmi(root string) DMI {
 var consoleVGA = map[string]bool{"1a03": true, "102b": true, "1234": true, "1013": true, "1b36": true, "1af4": true, "15ad": true, "80ee": true}
 
 // pciDevices counts PCI functions and lists display controllers (class 03,
-// less consoleVGA) whatever their driver: a GPU without a loaded driver has no /sys/class/drm
-// entry, which is where ghw's GPU probe looks. Names come from pci.ids, which
-// pcidb finds at /usr/share/hwdata/pci.ids or /usr/share/misc/pci.ids (the
-// image ships Debian's at the latter); without it the IDs are reported in hex.
+// less consoleVGA) whatever their driver: a GPU without a loaded driver has
+// no /sys/class/drm entry, which is where ghw's GPU probe looks. Names come
+// from pci.ids, which pcidb finds at /usr/share/hwdata/pci.ids or
+// /usr/share/misc/pci.ids (the image ships Debian's at the latter); without
+// it the IDs are reported in hex. pci.ids is read only when there is a GPU
+// to name: parsing its 35,000 lines is most of the hardware probe on a
+// small or emulated machine, and most nodes have no GPU.
 func pciDevices(root string) (int, []GPU) {
-	gpus := []GPU{}
-	db, err := pcidb.New(pcidb.WithChroot(root))
-	if err == nil {
-		info, err := pci.New(ghwOpts(root, ghw.WithPCIDB(db))...)
-		if err == nil {
-			for _, d := range info.Devices {
-				if d.Class == nil || d.Class.ID != "03" || d.Vendor == nil || consoleVGA[d.Vendor.ID] {
-					continue
-				}
-				g := GPU{Address: d.Address}
-				if d.Vendor != nil {
-					g.Vendor = d.Vendor.Name
-				}
-				if d.Product != nil {
-					g.Model = d.Product.Name
-				}
-				gpus = append(gpus, g)
-			}
-			return len(info.Devices), gpus
-		}
+	n, gpus := rawPCI(root)
+	if len(gpus) == 0 {
+		return n, gpus
 	}
-	// No database: count and classify from the raw sysfs attributes.
+	db, err := pcidb.New(pcidb.WithChroot(root))
+	if err != nil {
+		return n, gpus
+	}
+	info, err := pci.New(ghwOpts(root, ghw.WithPCIDB(db))...)
+	if err != nil {
+		return n, gpus
+	}
+	named := []GPU{}
+	for _, d := range info.Devices {
+		if d.Class == nil || d.Class.ID != "03" || d.Vendor == nil || consoleVGA[d.Vendor.ID] {
+			continue
+		}
+		g := GPU{Address: d.Address, Vendor: d.Vendor.Name}
+		if d.Product != nil {
+			g.Model = d.Product.Name
+		}
+		named = append(named, g)
+	}
+	return len(info.Devices), named
+}
+
+// rawPCI counts PCI functions and finds the GPUs from the raw sysfs
+// attributes, with hex IDs for names.
+func rawPCI(root string) (int, []GPU) {
+	gpus := []GPU{}
 	dir := filepath.Join(root, "sys/bus/pci/devices")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/beevik/ntp"
+	"github.com/gridnode/gridnode/internal/roots"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,6 +36,7 @@ func syncClock(ctx context.Context, servers []string, registrar string, set func
 		return adjust(Clock{Source: "ntp", Server: s}, r.ClockOffset, set)
 	}
 	if registrar != "" {
+		roots.Fallback() // the public registrars are HTTPS
 		off, err := registrarOffset(ctx, registrar)
 		if err == nil {
 			u, _ := url.Parse(registrar)

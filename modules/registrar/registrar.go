@@ -52,11 +52,8 @@ import (
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/init/config"
+	"github.com/gridnode/gridnode/internal/roots"
 	"github.com/gridnode/gridnode/modules/fact"
-
-	// A node has no CA bundle: the public registrars (qa, main) are HTTPS.
-	// These roots are used only when the system has none.
-	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 // Name is the module's and its fact's name.
@@ -165,6 +162,7 @@ type module struct {
 
 // Run is the module's entry point (see the package comment).
 func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
+	roots.Fallback() // the public registrars (qa, main) are HTTPS
 	m := &module{
 		cfg:        cfg,
 		log:        log,
