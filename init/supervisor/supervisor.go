@@ -299,40 +299,6 @@ func (s *Supervisor) publishLocked() {
 	}
 }
 
-// watchFacts kicks the loop whenever a fact file lands in the fact folder,
-// so that a module's dependents start as soon as it is ready rather than at
-// the next poll: on a boot's chain of dependencies (hardware, storage,
-// identity, registrar) polls cost up to a tenth of a second a link. The
-// poll stays, for readiness functions and a folder that cannot be watched.
-// It returns a function that stops the watch, or nil.
-func (s *Supervisor) watchFacts() (stop func()) {
-	dir := fact.Dir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil
-	}
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-	if err != nil {
-		return nil
-	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE); err != nil {
-		unix.Close(fd)
-		return nil
-	}
-	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close wakes Read
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 4096)
-		for {
-			if _, err := f.Read(buf); err != nil {
-				return
-			}
-			s.kick()
-		}
-	}()
-	return func() { f.Close(); <-done }
-}
-
 func (s *Supervisor) kick() {
 	select {
 	case s.wake <- struct{}{}:
@@ -376,9 +342,12 @@ func (s *Supervisor) Run(ctx context.Context) {
 	s.publishLocked()
 	s.mu.Unlock()
 
-	if stop := s.watchFacts(); stop != nil {
-		defer stop()
-	}
+	// A fact landing wakes the loop, so that a module's dependents start
+	// as soon as it is ready rather than at the next poll: on a boot's
+	// chain (hardware, storage, identity, registrar) polls cost up to a
+	// tenth of a second a link. The poll stays, for readiness functions.
+	landed, stopWatch := fact.Watch()
+	defer stopWatch()
 	t := time.NewTicker(s.opts.Poll)
 	for ctx.Err() == nil {
 		s.step()
@@ -386,6 +355,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 		case <-ctx.Done():
 		case <-t.C:
 		case <-s.wake:
+		case <-landed:
 		}
 	}
 	t.Stop()

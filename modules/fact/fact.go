@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultDir is where facts live on a node.
@@ -97,8 +99,12 @@ func Exists(name string) bool {
 }
 
 // Wait blocks until the fact name exists and decodes it into v (which may be
-// nil), or until ctx is done.
+// nil), or until ctx is done. It wakes when a fact lands in the folder (a
+// module started before its dependencies are ready goes on at once), and
+// looks again every 100 ms besides.
 func Wait(ctx context.Context, name string, v any) error {
+	landed, stop := Watch()
+	defer stop()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -120,6 +126,44 @@ func Wait(ctx context.Context, name string, v any) error {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for fact %s: %w", name, ctx.Err())
 		case <-t.C:
+		case <-landed:
 		}
 	}
+}
+
+// Watch reports on the returned channel (without blocking: events that
+// come while one is pending merge into it) when a fact file lands in the
+// folder. stop ends the watch. Where the folder cannot be watched the
+// channel never fires, and callers poll as before.
+func Watch() (landed <-chan struct{}, stop func()) {
+	ch := make(chan struct{}, 1)
+	dir := Dir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ch, func() {}
+	}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return ch, func() {}
+	}
+	// WriteFile renames a finished temporary file into place.
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE); err != nil {
+		unix.Close(fd)
+		return ch, func() {}
+	}
+	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close wakes Read
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return ch, func() { f.Close(); <-done }
 }
