@@ -99,9 +99,9 @@ func Exists(name string) bool {
 }
 
 // Wait blocks until the fact name exists and decodes it into v (which may be
-// nil), or until ctx is done. It wakes when a fact lands in the folder (a
-// module started before its dependencies are ready goes on at once), and
-// looks again every 100 ms besides.
+// nil), or until ctx is done. It wakes when a fact lands in the folder, so
+// a module waiting for another's fact goes on at once, and looks again
+// every 100 ms besides.
 func Wait(ctx context.Context, name string, v any) error {
 	landed, stop := Watch()
 	defer stop()
