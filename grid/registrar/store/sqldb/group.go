@@ -173,17 +173,8 @@ func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
 		}
 	}
 	if len(accounts) > 0 {
-		// The same key twice in one batch: the first one wins.
-		seen := make(map[string]bool, len(accounts))
-		rows := make([]api.Account, 0, len(accounts))
-		for _, o := range accounts {
-			if seen[o.account.PublicKey] {
-				o.err = fmt.Errorf("creating account: %w", store.ErrConflict)
-				continue
-			}
-			seen[o.account.PublicKey] = true
-			rows = append(rows, o.account)
-		}
+		rows := firstWins(accounts, "creating account",
+			func(o *op) string { return o.account.PublicKey }, func(o *op) api.Account { return o.account })
 		ids, err := db.insertAccounts(ctx, tx, rows)
 		if err != nil {
 			return err
@@ -200,16 +191,8 @@ func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
 		}
 	}
 	if len(nodes) > 0 {
-		seen := make(map[uint64]bool, len(nodes))
-		rows := make([]api.Node, 0, len(nodes))
-		for _, o := range nodes {
-			if seen[o.node.TwinID] {
-				o.err = fmt.Errorf("creating node: %w", store.ErrConflict)
-				continue
-			}
-			seen[o.node.TwinID] = true
-			rows = append(rows, o.node)
-		}
+		rows := firstWins(nodes, "creating node",
+			func(o *op) uint64 { return o.node.TwinID }, func(o *op) api.Node { return o.node })
 		ids, err := db.insertNodes(ctx, tx, rows)
 		if err != nil {
 			return err
@@ -248,6 +231,24 @@ func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
 		}
 	}
 	return nil
+}
+
+// firstWins returns the rows of ops to insert: one per key, the first op's
+// (the same key twice in one group). The later ops fail with ErrConflict,
+// as they would one after the other.
+func firstWins[K comparable, R any](ops []*op, what string, key func(*op) K, row func(*op) R) []R {
+	seen := make(map[K]bool, len(ops))
+	rows := make([]R, 0, len(ops))
+	for _, o := range ops {
+		k := key(o)
+		if seen[k] {
+			o.err = fmt.Errorf("%s: %w", what, store.ErrConflict)
+			continue
+		}
+		seen[k] = true
+		rows = append(rows, row(o))
+	}
+	return rows
 }
 
 // insertAccounts inserts rows (distinct keys), skipping taken keys, and
