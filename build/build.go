@@ -29,7 +29,7 @@ import (
 	"github.com/gridnode/gridnode/build/kmod"
 	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/build/spec"
-	"github.com/gridnode/gridnode/init/config"
+	"github.com/gridnode/gridnode/node/config"
 	"gopkg.in/yaml.v3"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/gridnode/gridnode/build/pxe"
 	"github.com/gridnode/gridnode/build/uki"
 	"github.com/gridnode/gridnode/build/usb"
-	"github.com/gridnode/gridnode/init/config"
+	"github.com/gridnode/gridnode/node/config"
 )
 
 // A FormatWriter turns the kernel-format parts into one boot medium in dir

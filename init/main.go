@@ -28,8 +28,8 @@ import (
 	"syscall"
 
 	"github.com/gridnode/gridnode/init/coldplug"
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
 )
 
@@ -156,7 +156,7 @@ func runModule(name string, stderr io.Writer) int {
 		},
 	}))
 	cfg := config.Default()
-	if err := fact.Read("config", &cfg); err != nil {
+	if err := fact.Read(fact.NameConfig, &cfg); err != nil {
 		log.Warn("no configuration fact; using defaults", "err", err)
 		cfg = config.Default()
 	}

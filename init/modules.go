@@ -6,13 +6,13 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gridnode/gridnode/init/config"
 	consolemod "github.com/gridnode/gridnode/modules/console"
 	"github.com/gridnode/gridnode/modules/hardware"
 	"github.com/gridnode/gridnode/modules/identity"
 	"github.com/gridnode/gridnode/modules/network"
 	"github.com/gridnode/gridnode/modules/registrar"
 	"github.com/gridnode/gridnode/modules/storage"
+	"github.com/gridnode/gridnode/node/config"
 )
 
 // module is one node service: PID 1 runs it as `/init module NAME` once

@@ -15,11 +15,11 @@ import (
 
 	"github.com/gridnode/gridnode/init/bootmedium"
 	"github.com/gridnode/gridnode/init/coldplug"
-	"github.com/gridnode/gridnode/init/config"
 	"github.com/gridnode/gridnode/init/mounts"
 	"github.com/gridnode/gridnode/init/powerbutton"
 	"github.com/gridnode/gridnode/init/supervisor"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
 )
 
@@ -178,7 +178,7 @@ func boot(ctx context.Context, con *console, sd *shutdown) {
 		return
 	}
 	cfg := loadConfig(ctx, con, loader)
-	if err := fact.Write("config", cfg); err != nil {
+	if err := fact.Write(fact.NameConfig, cfg); err != nil {
 		con.Printf("gridnode: warning: cannot publish the configuration: %v", err)
 	}
 	host := cfg.Hostname
@@ -205,7 +205,7 @@ func startDrivers(ctx context.Context, con *console) *coldplug.Loader {
 	loader, err := coldplug.New(dir)
 	if err != nil {
 		con.Printf("coldplug: %v; no drivers will be loaded", err)
-		fact.Write("coldplug", coldplug.Fact{Loaded: []string{}, Failed: map[string]string{"*": err.Error()}})
+		fact.Write(fact.NameColdplug, fact.Coldplug{Loaded: []string{}, Failed: map[string]string{"*": err.Error()}})
 		return nil
 	}
 	loader.Logf = con.Printf
@@ -283,7 +283,7 @@ func applyCmdline(n *config.Node, cmdline string, con *console) {
 func applyMedium(ctx context.Context, con *console, loader *coldplug.Loader, n *config.Node) {
 	deadline := time.Now().Add(mediumWait)
 	nextLog := time.Now()
-	var m bootmedium.Medium
+	var m fact.BootMedium
 	for {
 		var ok bool
 		if m, ok = bootmedium.Find("/sys", "/dev"); ok {
@@ -306,7 +306,7 @@ func applyMedium(ctx context.Context, con *console, loader *coldplug.Loader, n *
 		}
 	}
 	con.Printf("gridnode: boot medium %s (%s on disk %s)", m.Device, m.FSType, m.Disk)
-	if err := fact.Write("bootmedium", m); err != nil {
+	if err := fact.Write(fact.NameBootMedium, m); err != nil {
 		con.Printf("gridnode: warning: cannot publish the boot medium: %v", err)
 	}
 	if loader != nil {

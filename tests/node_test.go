@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/internal/testutil"
+	"github.com/gridnode/gridnode/node/fact"
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
@@ -149,17 +150,7 @@ func TestNode(t *testing.T) {
 
 	t.Run("disks", func(t *testing.T) {
 		var st struct {
-			Storage struct {
-				Cache *struct {
-					Disk string `json:"disk"`
-				} `json:"cache"`
-				Disks []struct {
-					Name   string `json:"name"`
-					Serial string `json:"serial"`
-					Used   bool   `json:"used"`
-					Reason string `json:"reason"`
-				} `json:"disks"`
-			} `json:"storage"`
+			Storage fact.Storage `json:"storage"`
 		}
 		getJSON(t, "http://"+vm.HostAddr(9100)+"/status", &st)
 		bySerial := map[string]string{}
@@ -203,10 +194,7 @@ func TestNode(t *testing.T) {
 			t.Errorf("the registrar created %d nodes over two boots, want 1", n)
 		}
 		var status struct {
-			Identity struct {
-				Source    string `json:"source"`
-				Ephemeral bool   `json:"ephemeral"`
-			} `json:"identity"`
+			Identity fact.Identity `json:"identity"`
 		}
 		getJSON(t, "http://"+vm.HostAddr(9100)+"/status", &status)
 		if status.Identity.Source != "loaded" || status.Identity.Ephemeral {

@@ -11,7 +11,7 @@ import (
 	"github.com/gridnode/gridnode/build/iso"
 	"github.com/gridnode/gridnode/build/mediaconf"
 	"github.com/gridnode/gridnode/build/usb"
-	"github.com/gridnode/gridnode/init/config"
+	"github.com/gridnode/gridnode/node/config"
 )
 
 func TestPadStrip(t *testing.T) {

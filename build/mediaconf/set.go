@@ -11,7 +11,7 @@ import (
 
 	"github.com/gridnode/gridnode/build/fat"
 	"github.com/gridnode/gridnode/build/media"
-	"github.com/gridnode/gridnode/init/config"
+	"github.com/gridnode/gridnode/node/config"
 )
 
 // Copy is one gridnode.conf inside an image.

@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/gridnode/gridnode/build/kernel"
-	"github.com/gridnode/gridnode/init/config"
+	"github.com/gridnode/gridnode/node/config"
 	"gopkg.in/yaml.v3"
 )
 

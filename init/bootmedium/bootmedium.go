@@ -20,17 +20,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 // Label is the file-system label the image builder gives boot media.
 const Label = "GRIDNODE"
-
-// Medium is a block device holding the boot medium's file system.
-type Medium struct {
-	Device string `json:"device"` // e.g. sr0, sda1
-	Disk   string `json:"disk"`   // the whole disk: sr0, sda
-	FSType string `json:"fstype"` // iso9660 or vfat
-}
 
 // ErrNoFS means the device holds neither ISO 9660 nor FAT.
 var ErrNoFS = errors.New("no ISO 9660 or FAT file system")
@@ -97,7 +92,7 @@ func DiskOf(sys, dev string) string {
 // Find looks at every block device for a file system labelled Label
 // (case-insensitively, as FAT labels are upper case). devDir is /dev.
 // Devices that cannot be read (an empty CD drive) are skipped.
-func Find(sys, devDir string) (Medium, bool) {
+func Find(sys, devDir string) (fact.BootMedium, bool) {
 	for _, dev := range Devices(sys) {
 		if b, err := os.ReadFile(filepath.Join(sys, "class/block", dev, "size")); err == nil {
 			if n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); n == 0 {
@@ -111,8 +106,8 @@ func Find(sys, devDir string) (Medium, bool) {
 		label, fstype, err := ReadLabel(f)
 		f.Close()
 		if err == nil && strings.EqualFold(label, Label) {
-			return Medium{Device: dev, Disk: DiskOf(sys, dev), FSType: fstype}, true
+			return fact.BootMedium{Device: dev, Disk: DiskOf(sys, dev), FSType: fstype}, true
 		}
 	}
-	return Medium{}, false
+	return fact.BootMedium{}, false
 }

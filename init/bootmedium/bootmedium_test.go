@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 func run(t *testing.T, name string, args ...string) {
@@ -87,7 +89,7 @@ func TestFind(t *testing.T) {
 	run(t, "mkfs.vfat", "-n", "gridnode", img)
 
 	m, ok := Find(sys, dev)
-	if !ok || m != (Medium{Device: "sda1", Disk: "sda", FSType: "vfat"}) {
+	if !ok || m != (fact.BootMedium{Device: "sda1", Disk: "sda", FSType: "vfat"}) {
 		t.Errorf("Find: %+v %v", m, ok)
 	}
 }

@@ -26,17 +26,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
 )
-
-// Fact is what the fact "coldplug" holds.
-type Fact struct {
-	Loaded   []string          `json:"loaded"`
-	Failed   map[string]string `json:"failed"`
-	Modalias map[string]string `json:"modalias"`
-}
 
 // Loader matches modaliases to modules and loads them.
 type Loader struct {
@@ -255,7 +248,7 @@ func (l *Loader) Modaliases() []string {
 // sharing a dependency are fine. A load that made something new looks for
 // new devices at once rather than after the slowest load of its round:
 // the virtio disk and NIC need not wait for ahci probing its SATA ports.
-func (l *Loader) Coldplug() Fact {
+func (l *Loader) Coldplug() fact.Coldplug {
 	var (
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, 8)
@@ -290,10 +283,10 @@ func (l *Loader) Coldplug() Fact {
 }
 
 // Fact returns what was loaded and what failed so far.
-func (l *Loader) Fact() Fact {
+func (l *Loader) Fact() fact.Coldplug {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f := Fact{Loaded: []string{}, Failed: map[string]string{}, Modalias: map[string]string{}}
+	f := fact.Coldplug{Loaded: []string{}, Failed: map[string]string{}, Modalias: map[string]string{}}
 	for m, a := range l.loaded {
 		f.Loaded = append(f.Loaded, m)
 		f.Modalias[m] = a
@@ -305,10 +298,10 @@ func (l *Loader) Fact() Fact {
 	return f
 }
 
-func (l *Loader) publish() Fact {
+func (l *Loader) publish() fact.Coldplug {
 	f := l.Fact()
 	if !l.NoPublish {
-		if err := l.Publish("coldplug", f); err != nil {
+		if err := l.Publish(fact.NameColdplug, f); err != nil {
 			l.Logf("coldplug: cannot publish fact: %v", err)
 		}
 	}

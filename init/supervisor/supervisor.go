@@ -37,18 +37,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
-)
-
-// Service states, as published in the fact "modules".
-const (
-	StateWaiting    = "waiting"    // dependencies not ready yet
-	StateStarting   = "starting"   // running, not ready yet
-	StateReady      = "ready"      // running and ready
-	StateRestarting = "restarting" // exited, waiting for its backoff to restart
-	StateStopped    = "stopped"    // a oneshot that finished, or stopped at shutdown
-	StateFailed     = "failed"     // could not be started (bad program); retried with backoff
 )
 
 // Service is one supervised program.
@@ -98,18 +88,9 @@ type Options struct {
 	AllReady func()
 }
 
-// Status is what the fact "modules" says about one service.
-type Status struct {
-	State    string    `json:"state"`
-	PID      int       `json:"pid,omitempty"`
-	Restarts int       `json:"restarts"`
-	LastExit string    `json:"last_exit,omitempty"`
-	Since    time.Time `json:"since"`
-}
-
 type service struct {
 	Service
-	status     Status
+	status     fact.Module
 	everReady  bool
 	started    time.Time // when the current process started
 	failures   int       // consecutive short runs, for the backoff
@@ -176,7 +157,7 @@ func New(services []Service, opts Options) (*Supervisor, error) {
 		if len(sv.Argv) == 0 {
 			return nil, fmt.Errorf("supervisor: service %q has no program", sv.Name)
 		}
-		s.svcs[sv.Name] = &service{Service: sv, ring: newRing(opts.RingLines), status: Status{State: StateWaiting}}
+		s.svcs[sv.Name] = &service{Service: sv, ring: newRing(opts.RingLines), status: fact.Module{State: fact.StateWaiting}}
 	}
 	for _, sv := range s.svcs {
 		for _, d := range sv.Deps {
@@ -255,14 +236,14 @@ func (s *Supervisor) line(tag, text string) {
 }
 
 // Status returns the state of every service.
-func (s *Supervisor) Status() map[string]Status {
+func (s *Supervisor) Status() map[string]fact.Module {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.statusLocked()
 }
 
-func (s *Supervisor) statusLocked() map[string]Status {
-	m := make(map[string]Status, len(s.svcs))
+func (s *Supervisor) statusLocked() map[string]fact.Module {
+	m := make(map[string]fact.Module, len(s.svcs))
 	for n, sv := range s.svcs {
 		m[n] = sv.status
 	}
@@ -294,7 +275,7 @@ func (s *Supervisor) publishLocked() {
 	if s.opts.NoPublish {
 		return
 	}
-	if err := s.opts.Publish("modules", s.statusLocked()); err != nil {
+	if err := s.opts.Publish(fact.NameModules, s.statusLocked()); err != nil {
 		s.Logf("cannot publish fact modules: %v", err)
 	}
 }
@@ -387,18 +368,18 @@ func (s *Supervisor) stepLocked() (allReady bool) {
 	for _, n := range s.order {
 		sv := s.svcs[n]
 		switch sv.status.State {
-		case StateWaiting:
+		case fact.StateWaiting:
 			if s.depsReadyLocked(sv) {
 				s.startLocked(sv)
 			}
-		case StateRestarting, StateFailed:
+		case fact.StateRestarting, fact.StateFailed:
 			if !now.Before(sv.restartAt) {
 				s.startLocked(sv)
 			}
-		case StateStarting:
+		case fact.StateStarting:
 			if s.readyLocked(sv) && !sv.Oneshot {
 				sv.everReady = true
-				s.setState(sv, StateReady)
+				s.setState(sv, fact.StateReady)
 			}
 		}
 	}
@@ -458,14 +439,14 @@ func (s *Supervisor) startLocked(sv *service) {
 		delay := s.backoff(sv)
 		sv.restartAt = now.Add(delay)
 		s.Logf("%s could not start: %v — retry in %s", sv.Name, err, delay)
-		s.setState(sv, StateFailed)
+		s.setState(sv, fact.StateFailed)
 		return
 	}
 	sv.started = now
 	sv.exited = make(chan struct{})
 	sv.status.PID = pid
 	s.pids[pid] = sv
-	s.setState(sv, StateStarting)
+	s.setState(sv, fact.StateStarting)
 }
 
 // backoff returns the delay before the next start and counts the failure.
@@ -610,13 +591,13 @@ func (s *Supervisor) exitedLocked(sv *service, ws unix.WaitStatus) {
 	defer s.kick()
 	ran := time.Since(sv.started)
 	if s.down || sv.stopping {
-		s.setState(sv, StateStopped)
+		s.setState(sv, fact.StateStopped)
 		return
 	}
 	if sv.Oneshot && ws.Exited() && ws.ExitStatus() == 0 {
 		sv.everReady = true
 		sv.failures = 0
-		s.setState(sv, StateStopped)
+		s.setState(sv, fact.StateStopped)
 		return
 	}
 	if ran >= s.opts.StableAfter {
@@ -626,7 +607,7 @@ func (s *Supervisor) exitedLocked(sv *service, ws unix.WaitStatus) {
 	sv.status.Restarts++
 	sv.restartAt = time.Now().Add(delay)
 	s.Logf("%s exited (%s) — restart %d in %s", sv.Name, status, sv.status.Restarts, delay)
-	s.setState(sv, StateRestarting)
+	s.setState(sv, fact.StateRestarting)
 }
 
 // shutdown stops every service, a service only once all its dependants
@@ -635,8 +616,8 @@ func (s *Supervisor) shutdown() {
 	s.mu.Lock()
 	s.down = true
 	for _, sv := range s.svcs {
-		if sv.status.State == StateRestarting || sv.status.State == StateFailed || sv.status.State == StateWaiting {
-			s.setState(sv, StateStopped)
+		if sv.status.State == fact.StateRestarting || sv.status.State == fact.StateFailed || sv.status.State == fact.StateWaiting {
+			s.setState(sv, fact.StateStopped)
 		}
 	}
 	s.mu.Unlock()

@@ -16,7 +16,7 @@ import (
 
 	"github.com/gridnode/gridnode/internal/testutil"
 
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
 )
 
@@ -195,12 +195,12 @@ func TestDependencyOrderAndShutdownOrder(t *testing.T) {
 
 	st := s.Status()
 	for n, v := range st {
-		if v.State != StateReady || v.PID == 0 {
+		if v.State != fact.StateReady || v.PID == 0 {
 			t.Errorf("%s: %+v, want ready with a pid", n, v)
 		}
 	}
-	var published map[string]Status
-	if err := fact.Read("modules", &published); err != nil || published["registrar"].State != StateReady {
+	var published map[string]fact.Module
+	if err := fact.Read("modules", &published); err != nil || published["registrar"].State != fact.StateReady {
 		t.Errorf("fact modules: %v %+v", err, published)
 	}
 	starts := b.records()
@@ -244,7 +244,7 @@ func TestDependencyOrderAndShutdownOrder(t *testing.T) {
 	before("stop_storage", "stop_hardware")
 	before("stop_network", "stop_hardware")
 	for n, v := range s.Status() {
-		if v.State != StateStopped {
+		if v.State != fact.StateStopped {
 			t.Errorf("%s after shutdown: %+v", n, v)
 		}
 	}
@@ -265,11 +265,11 @@ func TestReadinessGatesDependants(t *testing.T) {
 	// its dependant must not start.
 	waitFor(t, "gate asked 10 times", func() bool { return asked.Load() >= 10 })
 	st := s.Status()
-	if st["gate"].State != StateStarting || st["after"].State != StateWaiting {
+	if st["gate"].State != fact.StateStarting || st["after"].State != fact.StateWaiting {
 		t.Fatalf("before the gate opens: %+v", st)
 	}
 	open.Store(true)
-	waitFor(t, "after ready", func() bool { return s.Status()["after"].State == StateReady })
+	waitFor(t, "after ready", func() bool { return s.Status()["after"].State == fact.StateReady })
 }
 
 func TestRestartWithBackoff(t *testing.T) {
@@ -329,7 +329,7 @@ func TestReapsOrphans(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, "parent stopped", func() bool { return s.Status()["parent"].State == StateStopped })
+	waitFor(t, "parent stopped", func() bool { return s.Status()["parent"].State == fact.StateStopped })
 	// The grandchild exits after 200ms; reaped, its /proc entry goes away.
 	// Unreaped it would stay a zombie.
 	waitFor(t, fmt.Sprintf("orphan %d reaped", pid), func() bool {
@@ -341,14 +341,14 @@ func TestReapsOrphans(t *testing.T) {
 func TestKillAfterGrace(t *testing.T) {
 	b := newBench(t)
 	s, stop := b.start([]Service{b.svc("stubborn", "stubborn")}, Options{Grace: 200 * time.Millisecond})
-	waitFor(t, "ready", func() bool { return s.Status()["stubborn"].State == StateReady })
+	waitFor(t, "ready", func() bool { return s.Status()["stubborn"].State == fact.StateReady })
 	t0 := time.Now()
 	stop()
 	if d := time.Since(t0); d < 200*time.Millisecond {
 		t.Errorf("shutdown took %s, less than the grace period", d)
 	}
 	st := s.Status()["stubborn"]
-	if st.LastExit != "signal SIGKILL" || st.State != StateStopped {
+	if st.LastExit != "signal SIGKILL" || st.State != fact.StateStopped {
 		t.Errorf("after shutdown: %+v", st)
 	}
 	if !strings.Contains(b.console.String(), "supervisor: stubborn did not stop within 200ms: killing it") {
@@ -361,8 +361,8 @@ func TestOneshot(t *testing.T) {
 	one := b.svc("once", "sleep")
 	one.Oneshot = true
 	s, _ := b.start([]Service{one, b.svc("next", "daemon", "once")}, Options{})
-	waitFor(t, "next ready", func() bool { return s.Status()["next"].State == StateReady })
-	if st := s.Status()["once"]; st.State != StateStopped || st.Restarts != 0 {
+	waitFor(t, "next ready", func() bool { return s.Status()["next"].State == fact.StateReady })
+	if st := s.Status()["once"]; st.State != fact.StateStopped || st.Restarts != 0 {
 		t.Errorf("oneshot: %+v", st)
 	}
 }

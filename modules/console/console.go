@@ -35,15 +35,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
 )
-
-// Fact is what the fact "console" holds.
-type Fact struct {
-	StatusAddr string `json:"status_addr"`
-}
 
 // Where the screen goes, and how often; variables for the tests.
 var (
@@ -77,7 +72,7 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 		}
 	}()
 	defer srv.Close()
-	if err := fact.Write("console", Fact{StatusAddr: ln.Addr().String()}); err != nil {
+	if err := fact.Write(fact.NameConsole, fact.Console{StatusAddr: ln.Addr().String()}); err != nil {
 		return fmt.Errorf("console: publishing the console fact: %w", err)
 	}
 	log.Info("status endpoint listening", "addr", ln.Addr().String())

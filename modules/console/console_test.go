@@ -17,7 +17,8 @@ import (
 
 	"github.com/gridnode/gridnode/internal/testutil"
 
-	"github.com/gridnode/gridnode/init/config"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 const seed = "SECRET-SEED-0123456789abcdef0123"
@@ -162,7 +163,7 @@ func TestStatusNeverExposesSecrets(t *testing.T) {
 			t.Errorf("/status lacks fact %s", n)
 		}
 	}
-	var reg registrarFact
+	var reg fact.Registrar
 	if json.Unmarshal(facts["registrar"], &reg); reg.TwinID != 1 || reg.State != "registered" {
 		t.Errorf("/status registrar = %+v", reg)
 	}
@@ -276,7 +277,7 @@ func TestRunRefreshesOnChange(t *testing.T) {
 		}
 	}()
 
-	var f Fact
+	var f fact.Console
 	waitFor(t, 5*time.Second, "the console fact", func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "console.json"))
 		return err == nil && json.Unmarshal(b, &f) == nil && f.StatusAddr != ""

@@ -12,90 +12,24 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 )
-
-// Views of the facts the console shows. They are deliberately loose copies
-// of the publishers' types: the console must never fail to show a node
-// because one module added or renamed a field.
-
-type identityFact struct {
-	PublicKey string `json:"public_key"`
-	Ephemeral bool   `json:"ephemeral"`
-}
-
-type registrarFact struct {
-	URL          string `json:"url"`
-	FarmID       uint64 `json:"farm_id"`
-	State        string `json:"state"`
-	TwinID       uint64 `json:"twin_id"`
-	NodeID       uint64 `json:"node_id"`
-	LastError    string `json:"last_error"`
-	UptimeSent   uint64 `json:"uptime_sent"`
-	UptimeFailed uint64 `json:"uptime_failed"`
-}
-
-type networkFact struct {
-	Iface     string   `json:"iface"`
-	MAC       string   `json:"mac"`
-	Mode      string   `json:"mode"`
-	Addresses []string `json:"addresses"`
-	Gateway   string   `json:"gateway"`
-	Clock     struct {
-		Source string `json:"source"`
-		Error  string `json:"error"`
-	} `json:"clock"`
-	Error string `json:"error"`
-}
-
-type networkStatus struct {
-	State string `json:"state"`
-	Error string `json:"error"`
-}
-
-type hardwareFact struct {
-	CRU uint64 `json:"cru"`
-	MRU uint64 `json:"mru"`
-	SRU uint64 `json:"sru"`
-	HRU uint64 `json:"hru"`
-}
-
-type storageFact struct {
-	Cache *struct {
-		Disk  string `json:"disk"`
-		Mount string `json:"mount"`
-	} `json:"cache"`
-	Error string `json:"error"`
-}
-
-type moduleStatus struct {
-	State    string `json:"state"`
-	PID      int    `json:"pid"`
-	Restarts int    `json:"restarts"`
-	LastExit string `json:"last_exit"`
-}
-
-type configFact struct {
-	Registrar string `json:"registrar"`
-	Farm      uint64 `json:"farm"`
-}
-
-type consoleFact struct {
-	StatusAddr string `json:"status_addr"`
-}
 
 // snapshot is the fact folder read at one moment.
 type snapshot struct {
 	raw map[string]json.RawMessage // every fact, by name
 
-	identity  *identityFact
-	registrar *registrarFact
-	network   *networkFact
-	netStatus *networkStatus
-	hardware  *hardwareFact
-	storage   *storageFact
-	modules   map[string]moduleStatus
-	config    *configFact
-	console   *consoleFact
+	identity  *fact.Identity
+	registrar *fact.Registrar
+	network   *fact.Network
+	netStatus *fact.NetworkStatus
+	hardware  *fact.Hardware
+	storage   *fact.Storage
+	modules   map[string]fact.Module
+	config    *config.Node
+	console   *fact.Console
 	uptime    time.Duration // of the machine, from /proc/uptime
 }
 
@@ -131,31 +65,31 @@ func load(dir string) snapshot {
 		b, ok := s.raw[name]
 		return ok && json.Unmarshal(b, v) == nil
 	}
-	if v := new(identityFact); decode("identity", v) {
+	if v := new(fact.Identity); decode(fact.NameIdentity, v) {
 		s.identity = v
 	}
-	if v := new(registrarFact); decode("registrar", v) {
+	if v := new(fact.Registrar); decode(fact.NameRegistrar, v) {
 		s.registrar = v
 	}
-	if v := new(networkFact); decode("network", v) {
+	if v := new(fact.Network); decode(fact.NameNetwork, v) {
 		s.network = v
 	}
-	if v := new(networkStatus); decode("network-status", v) {
+	if v := new(fact.NetworkStatus); decode(fact.NameNetworkStatus, v) {
 		s.netStatus = v
 	}
-	if v := new(hardwareFact); decode("hardware", v) {
+	if v := new(fact.Hardware); decode(fact.NameHardware, v) {
 		s.hardware = v
 	}
-	if v := new(storageFact); decode("storage", v) {
+	if v := new(fact.Storage); decode(fact.NameStorage, v) {
 		s.storage = v
 	}
-	if v := new(configFact); decode("config", v) {
+	if v := new(config.Node); decode(fact.NameConfig, v) {
 		s.config = v
 	}
-	if v := new(consoleFact); decode("console", v) {
+	if v := new(fact.Console); decode(fact.NameConsole, v) {
 		s.console = v
 	}
-	decode("modules", &s.modules)
+	decode(fact.NameModules, &s.modules)
 	if b, err := os.ReadFile(procUptime); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 {
 			if sec, err := strconv.ParseFloat(f[0], 64); err == nil {

@@ -41,7 +41,6 @@ package hardware
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -52,76 +51,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 // Name is the module's and its fact's name.
-const Name = "hardware"
-
-// Disk types.
-const (
-	SSD = "ssd"
-	HDD = "hdd"
-)
-
-// Facts is what the module publishes.
-type Facts struct {
-	CRU         uint64 `json:"cru"`
-	MRU         uint64 `json:"mru"`
-	SRU         uint64 `json:"sru"`
-	HRU         uint64 `json:"hru"`
-	Disks       []Disk `json:"disks"`
-	GPUs        []GPU  `json:"gpus"`
-	NICs        []NIC  `json:"nics"`
-	DMI         DMI    `json:"dmi"`
-	Virtualized bool   `json:"virtualized"`
-	PCI         int    `json:"pci"`
-}
-
-// Disk is one block device.
-type Disk struct {
-	Name      string `json:"name"`
-	Size      uint64 `json:"size"`
-	Serial    string `json:"serial"`
-	Model     string `json:"model"`
-	Type      string `json:"type"`
-	Removable bool   `json:"removable"`
-	// Capacity says whether the disk counts in sru/hru (and may be used by
-	// the node); Reason says why not.
-	Capacity bool   `json:"capacity"`
-	Reason   string `json:"reason,omitempty"`
-}
-
-// GPU is a PCI display controller.
-type GPU struct {
-	Address string `json:"address"`
-	Vendor  string `json:"vendor"`
-	Model   string `json:"model"`
-}
-
-// NIC is a network interface.
-type NIC struct {
-	Name     string `json:"name"`
-	MAC      string `json:"mac"`
-	Driver   string `json:"driver"`
-	Speed    int    `json:"speed"`
-	Carrier  bool   `json:"carrier"`
-	Physical bool   `json:"physical"`
-}
-
-// DMI is the SMBIOS system identity.
-type DMI struct {
-	Vendor  string `json:"vendor"`
-	Product string `json:"product"`
-	Serial  string `json:"serial"`
-}
-
-// BootMedium is the fact PID 1 publishes when the node booted from a disk
-// (ISO, USB stick): that disk is not capacity and is never written.
-type BootMedium struct {
-	Disk string `json:"disk"`
-}
+const Name = fact.NameHardware
 
 // Interval is how often the module looks for new disks and NICs; for its
 // first minute it looks every second, as disks and NICs appear while PID 1
@@ -130,7 +65,7 @@ var Interval = 30 * time.Second
 
 // Run probes, publishes, and re-probes when devices come or go.
 func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
-	var last Facts
+	var last fact.Hardware
 	lastDevices := ""
 	published := false
 	start := time.Now()
@@ -167,14 +102,14 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 }
 
 func bootDisk() string {
-	var b BootMedium
-	if err := fact.Read("bootmedium", &b); err != nil {
+	var b fact.BootMedium
+	if err := fact.Read(fact.NameBootMedium, &b); err != nil {
 		return ""
 	}
 	return b.Disk
 }
 
-func logFacts(log *slog.Logger, f Facts, again bool) {
+func logFacts(log *slog.Logger, f fact.Hardware, again bool) {
 	msg := "capacity"
 	if again {
 		msg = "capacity changed"
@@ -212,8 +147,8 @@ func deviceList(root string) string {
 
 // Probe reads the hardware under root ("/" on a node; a synthetic tree in
 // tests). bootDisk names the boot medium's disk, "" when there is none.
-func Probe(root string, cfg config.Node, bootDisk string) (Facts, error) {
-	f := Facts{Disks: []Disk{}, GPUs: []GPU{}, NICs: []NIC{}}
+func Probe(root string, cfg config.Node, bootDisk string) (fact.Hardware, error) {
+	f := fact.Hardware{Disks: []fact.Disk{}, GPUs: []fact.GPU{}, NICs: []fact.NIC{}}
 	cpuinfo, err := os.ReadFile(filepath.Join(root, "proc/cpuinfo"))
 	if err != nil {
 		return f, fmt.Errorf("hardware: reading /proc/cpuinfo: %w", err)
@@ -229,7 +164,7 @@ func Probe(root string, cfg config.Node, bootDisk string) (Facts, error) {
 	for _, d := range f.Disks {
 		switch {
 		case !d.Capacity:
-		case d.Type == SSD:
+		case d.Type == fact.SSD:
 			f.SRU += d.Size
 		default:
 			f.HRU += d.Size
@@ -280,7 +215,7 @@ func hasHypervisorFlag(cpuinfo []byte) bool {
 // virtual machines carry.
 var hypervisorVendors = []string{"qemu", "kvm", "vmware", "virtualbox", "innotek", "xen", "bochs", "parallels", "microsoft corporation virtual", "amazon ec2", "google compute engine", "openstack", "cloud hypervisor", "firecracker"}
 
-func hypervisorVendor(d DMI) bool {
+func hypervisorVendor(d fact.DMI) bool {
 	s := strings.ToLower(d.Vendor + " " + d.Product)
 	for _, v := range hypervisorVendors {
 		if strings.Contains(s, v) {
@@ -315,30 +250,30 @@ func readTrim(path string) string {
 }
 
 // disks lists /sys/block, larger first within a type, in name order.
-func disks(root string, cfg config.Node, bootDisk string) []Disk {
+func disks(root string, cfg config.Node, bootDisk string) []fact.Disk {
 	sys := filepath.Join(root, "sys/block")
 	ents, err := os.ReadDir(sys)
 	if err != nil {
-		return []Disk{}
+		return []fact.Disk{}
 	}
-	l := []Disk{}
+	l := []fact.Disk{}
 	for _, e := range ents {
 		name := e.Name()
 		dir := filepath.Join(sys, name)
 		var sectors uint64
 		fmt.Sscanf(readTrim(filepath.Join(dir, "size")), "%d", &sectors)
-		d := Disk{
+		d := fact.Disk{
 			Name:      name,
 			Size:      sectors * 512, // sysfs counts 512-byte sectors whatever the device's sector size
 			Serial:    diskSerial(dir),
 			Model:     diskModel(dir),
 			Removable: readTrim(filepath.Join(dir, "removable")) == "1",
-			Type:      HDD,
+			Type:      fact.HDD,
 		}
 		if readTrim(filepath.Join(dir, "queue/rotational")) == "0" {
-			d.Type = SSD
+			d.Type = fact.SSD
 		}
-		if t, ok := cfg.DiskType[d.Serial]; ok && d.Serial != "" && (t == SSD || t == HDD) {
+		if t, ok := cfg.DiskType[d.Serial]; ok && d.Serial != "" && (t == fact.SSD || t == fact.HDD) {
 			d.Type = t
 		}
 		d.Reason = notCapacity(root, d, bootDisk)
@@ -354,7 +289,7 @@ func disks(root string, cfg config.Node, bootDisk string) []Disk {
 
 // notCapacity says why a disk is not capacity, "" when it is, and "skip"
 // for devices not worth listing (idle loop and RAM-disk slots).
-func notCapacity(root string, d Disk, bootDisk string) string {
+func notCapacity(root string, d fact.Disk, bootDisk string) string {
 	n := d.Name
 	has := func(p string) bool { return strings.HasPrefix(n, p) }
 	switch {
@@ -486,19 +421,19 @@ func BootLabel(path string) bool {
 }
 
 // nics lists /sys/class/net except the loopback.
-func nics(root string) []NIC {
+func nics(root string) []fact.NIC {
 	sys := filepath.Join(root, "sys/class/net")
 	ents, err := os.ReadDir(sys)
 	if err != nil {
-		return []NIC{}
+		return []fact.NIC{}
 	}
-	l := []NIC{}
+	l := []fact.NIC{}
 	for _, e := range ents {
 		dir := filepath.Join(sys, e.Name())
 		if e.Name() == "lo" || readTrim(filepath.Join(dir, "type")) == "772" {
 			continue
 		}
-		n := NIC{
+		n := fact.NIC{
 			Name:    e.Name(),
 			MAC:     readTrim(filepath.Join(dir, "address")),
 			Carrier: readTrim(filepath.Join(dir, "carrier")) == "1",
@@ -516,10 +451,4 @@ func nics(root string) []NIC {
 		l = append(l, n)
 	}
 	return l
-}
-
-// String is a one-line summary for the console and logs.
-func (f Facts) String() string {
-	b, _ := json.Marshal(struct{ CRU, MRU, SRU, HRU uint64 }{f.CRU, f.MRU, f.SRU, f.HRU})
-	return string(b)
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 // tree builds a synthetic root (the parts of /proc, /sys and /dev that the
@@ -67,7 +67,7 @@ func itoa(v uint64) string {
 	return string(b)
 }
 
-func (tr *tree) probe(cfg config.Node, boot string) Facts {
+func (tr *tree) probe(cfg config.Node, boot string) fact.Hardware {
 	tr.t.Helper()
 	f, err := Probe(tr.root, cfg, boot)
 	if err != nil {
@@ -76,7 +76,7 @@ func (tr *tree) probe(cfg config.Node, boot string) Facts {
 	return f
 }
 
-func find(t *testing.T, f Facts, name string) Disk {
+func find(t *testing.T, f fact.Hardware, name string) fact.Disk {
 	t.Helper()
 	for _, d := range f.Disks {
 		if d.Name == name {
@@ -84,7 +84,7 @@ func find(t *testing.T, f Facts, name string) Disk {
 		}
 	}
 	t.Fatalf("disk %s not listed in %+v", name, f.Disks)
-	return Disk{}
+	return fact.Disk{}
 }
 
 func TestSSDAndHDDSplit(t *testing.T) {
@@ -99,7 +99,7 @@ func TestSSDAndHDDSplit(t *testing.T) {
 	if f.HRU != 16<<30 {
 		t.Errorf("hru = %d, want %d", f.HRU, uint64(16<<30))
 	}
-	if d := find(t, f, "sda"); d.Type != SSD || !d.Capacity || d.Serial != "SSD1" {
+	if d := find(t, f, "sda"); d.Type != fact.SSD || !d.Capacity || d.Serial != "SSD1" {
 		t.Errorf("sda = %+v, want a capacity SSD with serial SSD1", d)
 	}
 	if f.CRU != 2 {
@@ -122,7 +122,7 @@ func TestDiskTypeOverrideBySerial(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := tr.probe(cfg, "")
-	if d := find(t, f, "sda"); d.Type != HDD {
+	if d := find(t, f, "sda"); d.Type != fact.HDD {
 		t.Errorf("sda type = %q, want hdd from gridnode.disktype=LIAR:hdd", d.Type)
 	}
 	if f.SRU != 0 || f.HRU != 24<<30 {
@@ -285,7 +285,7 @@ func TestRunPublishesTheHostsHardware(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	var f Facts
+	var f fact.Hardware
 	if err := fact.Wait(ctx, Name, &f); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/jaypipes/ghw"
 	"github.com/jaypipes/ghw/pkg/pci"
 	"github.com/jaypipes/ghw/pkg/util"
@@ -39,10 +40,10 @@ func cpuCount(root string, cpuinfo []byte) uint64 {
 }
 
 // dmi reads the SMBIOS system vendor, product and serial.
-func dmi(root string) DMI {
+func dmi(root string) fact.DMI {
 	p, err := ghw.Product(ghwOpts(root)...)
 	if err != nil {
-		return DMI{}
+		return fact.DMI{}
 	}
 	unk := func(s string) string {
 		if s == util.UNKNOWN {
@@ -50,7 +51,7 @@ func dmi(root string) DMI {
 		}
 		return clean(s)
 	}
-	return DMI{Vendor: unk(p.Vendor), Product: unk(p.Name), Serial: unk(p.SerialNumber)}
+	return fact.DMI{Vendor: unk(p.Vendor), Product: unk(p.Name), Serial: unk(p.SerialNumber)}
 }
 
 // consoleVGA are the PCI vendors of display controllers that are a
@@ -67,7 +68,7 @@ var consoleVGA = map[string]bool{"1a03": true, "102b": true, "1234": true, "1013
 // it the IDs are reported in hex. pci.ids is read only when there is a GPU
 // to name: parsing its 35,000 lines is most of the hardware probe on a
 // small or emulated machine, and most nodes have no GPU.
-func pciDevices(root string) (int, []GPU) {
+func pciDevices(root string) (int, []fact.GPU) {
 	n, gpus := rawPCI(root)
 	if len(gpus) == 0 {
 		return n, gpus
@@ -80,12 +81,12 @@ func pciDevices(root string) (int, []GPU) {
 	if err != nil {
 		return n, gpus
 	}
-	named := []GPU{}
+	named := []fact.GPU{}
 	for _, d := range info.Devices {
 		if d.Class == nil || d.Class.ID != "03" || d.Vendor == nil || consoleVGA[d.Vendor.ID] {
 			continue
 		}
-		g := GPU{Address: d.Address, Vendor: d.Vendor.Name}
+		g := fact.GPU{Address: d.Address, Vendor: d.Vendor.Name}
 		if d.Product != nil {
 			g.Model = d.Product.Name
 		}
@@ -96,14 +97,14 @@ func pciDevices(root string) (int, []GPU) {
 
 // rawPCI counts PCI functions and finds the GPUs from the raw sysfs
 // attributes, with hex IDs for names.
-func rawPCI(root string) (int, []GPU) {
-	gpus := []GPU{}
+func rawPCI(root string) (int, []fact.GPU) {
+	gpus := []fact.GPU{}
 	dir := filepath.Join(root, "sys/bus/pci/devices")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		vendor := readTrim(filepath.Join(dir, e.Name(), "vendor"))
 		if strings.HasPrefix(readTrim(filepath.Join(dir, e.Name(), "class")), "0x03") && !consoleVGA[strings.TrimPrefix(vendor, "0x")] {
-			gpus = append(gpus, GPU{
+			gpus = append(gpus, fact.GPU{
 				Address: e.Name(),
 				Vendor:  vendor,
 				Model:   readTrim(filepath.Join(dir, e.Name(), "device")),

@@ -46,13 +46,13 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
-	"github.com/gridnode/gridnode/modules/storage"
+
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 // Name is the module's and its fact's name.
-const Name = "identity"
+const Name = fact.NameIdentity
 
 // Sources of the key.
 const (
@@ -70,16 +70,6 @@ const (
 	KeyFile    = "identity.key"
 	MirrorFile = "identity.key.mirror"
 )
-
-// Facts is what the module publishes.
-type Facts struct {
-	PublicKey string `json:"public_key"`
-	Ephemeral bool   `json:"ephemeral"`
-	StateDir  string `json:"state_dir"`
-	Source    string `json:"source"`
-	NodeHint  string `json:"node_hint"`
-	Warning   string `json:"warning,omitempty"`
-}
 
 // SeedPath is where the registrar module reads the node's seed.
 func SeedPath() string { return filepath.Join(fact.Dir(), "secret", "identity.seed") }
@@ -99,24 +89,24 @@ func ReadSeed() (ed25519.PrivateKey, error) {
 // Run waits for the storage fact, loads or makes the key, publishes it, and
 // stays up (watching for a cache that appears late, to say so).
 func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
-	var st storage.Facts
-	if err := fact.Wait(ctx, storage.Name, &st); err != nil {
+	var st fact.Storage
+	if err := fact.Wait(ctx, fact.NameStorage, &st); err != nil {
 		return err
 	}
 	var (
 		seed []byte
-		f    Facts
+		f    fact.Identity
 	)
 	if st.Cache == nil {
 		seed = newSeed()
-		f = Facts{Ephemeral: true, Source: SourceEphemeral,
+		f = fact.Identity{Ephemeral: true, Source: SourceEphemeral,
 			Warning: "no cache disk; this boot's key is ephemeral: the node will register as a new node next boot"}
 		log.Warn(f.Warning)
 	} else {
 		dir := filepath.Join(st.Cache.Mount, StateSubdir)
 		s := Store{Main: filepath.Join(dir, KeyFile), Mirrors: []string{filepath.Join(dir, MirrorFile)}}
 		r := s.Open(log)
-		seed, f = r.Seed, Facts{Source: r.Source, Warning: r.Warning}
+		seed, f = r.Seed, fact.Identity{Source: r.Source, Warning: r.Warning}
 		if r.Source == SourceEphemeral {
 			f.Ephemeral = true
 		} else {
@@ -143,8 +133,8 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 		case <-t.C:
 		}
 		if f.Ephemeral && st.Cache == nil {
-			var now storage.Facts
-			if err := fact.Read(storage.Name, &now); err == nil && now.Cache != nil {
+			var now fact.Storage
+			if err := fact.Read(fact.NameStorage, &now); err == nil && now.Cache != nil {
 				log.Warn("a cache disk appeared after the key was chosen; the node keeps this boot's ephemeral key and gets a persistent one at the next boot", "disk", now.Cache.Disk)
 				st = now
 			}

@@ -16,9 +16,9 @@ import (
 
 	"github.com/gridnode/gridnode/internal/testutil"
 
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
 	"github.com/gridnode/gridnode/modules/storage"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 // logs collects what the module says, to assert the console message.
@@ -211,7 +211,7 @@ func TestTornWriteIsDetectedAndLeavesNoPartialFile(t *testing.T) {
 }
 
 // runModule runs the module with a storage fact and returns its fact.
-func runModule(t *testing.T, st storage.Facts) (Facts, string) {
+func runModule(t *testing.T, st fact.Storage) (fact.Identity, string) {
 	t.Helper()
 	t.Setenv("GRIDNODE_RUN", t.TempDir())
 	if err := fact.Write(storage.Name, st); err != nil {
@@ -222,7 +222,7 @@ func runModule(t *testing.T, st storage.Facts) (Facts, string) {
 	var l testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, config.Default(), slog.New(slog.NewTextHandler(&l, nil))) }()
-	var f Facts
+	var f fact.Identity
 	if err := fact.Wait(ctx, Name, &f); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func runModule(t *testing.T, st storage.Facts) (Facts, string) {
 }
 
 func TestModuleWithoutCacheIsEphemeral(t *testing.T) {
-	f, log := runModule(t, storage.Facts{})
+	f, log := runModule(t, fact.Storage{})
 	if !f.Ephemeral || f.StateDir != "" || f.Source != SourceEphemeral {
 		t.Errorf("fact %+v, want ephemeral with no state dir", f)
 	}
@@ -255,7 +255,7 @@ func TestModuleWithoutCacheIsEphemeral(t *testing.T) {
 
 func TestModuleWithCacheKeepsTheKey(t *testing.T) {
 	mnt := t.TempDir()
-	st := storage.Facts{Cache: &storage.Cache{Disk: "sda", Partition: "sda1", Mount: mnt, Label: storage.Label}}
+	st := fact.Storage{Cache: &fact.Cache{Disk: "sda", Partition: "sda1", Mount: mnt, Label: storage.Label}}
 	f1, _ := runModule(t, st)
 	if f1.Ephemeral || f1.Source != SourceCreated || f1.StateDir != filepath.Join(mnt, StateSubdir) {
 		t.Fatalf("first boot: %+v", f1)

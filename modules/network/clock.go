@@ -11,6 +11,7 @@ import (
 
 	"github.com/beevik/ntp"
 	"github.com/gridnode/gridnode/internal/roots"
+	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,7 +20,7 @@ import (
 // on a clock that is far off, and a node without a battery-backed clock
 // boots in 1970, so an approximate time from the registrar beats none.
 // set is called only when the clock is off by more than a second.
-func syncClock(ctx context.Context, servers []string, registrar string, set func(time.Time) error) Clock {
+func syncClock(ctx context.Context, servers []string, registrar string, set func(time.Time) error) fact.Clock {
 	var errs []error
 	for _, s := range servers {
 		if ctx.Err() != nil {
@@ -33,14 +34,14 @@ func syncClock(ctx context.Context, servers []string, registrar string, set func
 			errs = append(errs, fmt.Errorf("NTP %s: %w", s, err))
 			continue
 		}
-		return adjust(Clock{Source: "ntp", Server: s}, r.ClockOffset, set)
+		return adjust(fact.Clock{Source: "ntp", Server: s}, r.ClockOffset, set)
 	}
 	if registrar != "" {
 		roots.Fallback() // the public registrars are HTTPS
 		off, err := registrarOffset(ctx, registrar)
 		if err == nil {
 			u, _ := url.Parse(registrar)
-			return adjust(Clock{Source: "registrar", Server: u.Host}, off, set)
+			return adjust(fact.Clock{Source: "registrar", Server: u.Host}, off, set)
 		}
 		errs = append(errs, err)
 	} else {
@@ -50,10 +51,10 @@ func syncClock(ctx context.Context, servers []string, registrar string, set func
 	for i, e := range errs {
 		msgs[i] = e.Error()
 	}
-	return Clock{Source: "none", Error: strings.Join(msgs, "; ")}
+	return fact.Clock{Source: "none", Error: strings.Join(msgs, "; ")}
 }
 
-func adjust(c Clock, off time.Duration, set func(time.Time) error) Clock {
+func adjust(c fact.Clock, off time.Duration, set func(time.Time) error) fact.Clock {
 	c.OffsetMS = off.Milliseconds()
 	if off > time.Second || off < -time.Second {
 		if err := set(time.Now().Add(off)); err != nil {

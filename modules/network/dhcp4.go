@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/vishvananda/netlink"
@@ -52,15 +53,17 @@ func (m *manager) runDHCP(ctx context.Context) error {
 func (m *manager) discover(ctx context.Context) (netlink.Link, *nclient4.Lease, error) {
 	links, err := m.candidates()
 	if err != nil {
-		m.update(func(_ *Fact, s *Status) { s.State, s.Error, s.NICs = StateSearching, err.Error(), nil })
+		m.update(func(_ *fact.Network, s *fact.NetworkStatus) {
+			s.State, s.Error, s.NICs = fact.NetSearching, err.Error(), nil
+		})
 		return nil, nil, err
 	}
 	up := m.waitCarrier(ctx, links, carrierWait)
-	var nics []NIC
+	var nics []fact.NICProblem
 	var problems []error
 	for _, l := range links {
 		name, mac := l.Attrs().Name, l.Attrs().HardwareAddr.String()
-		nic := NIC{Name: name, MAC: mac}
+		nic := fact.NICProblem{Name: name, MAC: mac}
 		if !up[name] {
 			nic.Problem = "no carrier — is the cable plugged in?"
 		} else {
@@ -75,7 +78,9 @@ func (m *manager) discover(ctx context.Context) (netlink.Link, *nclient4.Lease, 
 		problems = append(problems, fmt.Errorf("%s: %s", name, nic.Problem))
 	}
 	err = errors.Join(problems...)
-	m.update(func(_ *Fact, s *Status) { s.State, s.Error, s.NICs = StateSearching, err.Error(), nics })
+	m.update(func(_ *fact.Network, s *fact.NetworkStatus) {
+		s.State, s.Error, s.NICs = fact.NetSearching, err.Error(), nics
+	})
 	return nil, nil, err
 }
 
@@ -170,9 +175,9 @@ func (m *manager) hold(ctx context.Context, link netlink.Link, lease *nclient4.L
 		m.ntpExtra = ipStrings(lease.ACK.NTPServers())
 		m.mu.Unlock()
 		n := renewals
-		m.update(func(f *Fact, s *Status) {
-			*f = Fact{Iface: name, MAC: mac, Mode: "dhcp", DNS: ipStrings(c.dns), MTU: link.Attrs().MTU, Clock: f.Clock,
-				Lease: &Lease{Server: server.String(), Obtained: lease.CreationTime.UTC(), Renewals: n}}
+		m.update(func(f *fact.Network, s *fact.NetworkStatus) {
+			*f = fact.Network{Iface: name, MAC: mac, Mode: "dhcp", DNS: ipStrings(c.dns), MTU: link.Attrs().MTU, Clock: f.Clock,
+				Lease: &fact.Lease{Server: server.String(), Obtained: lease.CreationTime.UTC(), Renewals: n}}
 			if c.mtu > 0 {
 				f.MTU = c.mtu
 			}
@@ -182,7 +187,7 @@ func (m *manager) hold(ctx context.Context, link netlink.Link, lease *nclient4.L
 			if c.gateway != nil {
 				f.Gateway = c.gateway.String()
 			}
-			s.State, s.Error, s.NICs = StateUp, "", []NIC{{Name: name, MAC: mac}}
+			s.State, s.Error, s.NICs = fact.NetUp, "", []fact.NICProblem{{Name: name, MAC: mac}}
 		})
 		m.startClock(ctx)
 		m.startDHCPv6(ctx, name)
@@ -212,9 +217,9 @@ func (m *manager) hold(ctx context.Context, link netlink.Link, lease *nclient4.L
 		}
 		m.log.Error(why)
 		m.drop(link)
-		m.update(func(f *Fact, s *Status) {
+		m.update(func(f *fact.Network, s *fact.NetworkStatus) {
 			f.Lease, f.Gateway, f.Error = nil, "", why
-			s.State, s.Error = StateLost, why
+			s.State, s.Error = fact.NetLost, why
 		})
 		return
 	}

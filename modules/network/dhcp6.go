@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/insomniacslk/dhcp/dhcpv6/nclient6"
 	"github.com/vishvananda/netlink"
 )
@@ -79,7 +80,7 @@ func (m *manager) dhcpv6(ctx context.Context, iface string) (time.Duration, erro
 		return 0, fmt.Errorf("adding DHCPv6 address %s: %w", a.IPv6Addr, err)
 	}
 	m.log.Info("DHCPv6 address obtained", "iface", iface, "addr", a.IPv6Addr, "valid", a.ValidLifetime)
-	m.update(func(*Fact, *Status) {})
+	m.update(func(*fact.Network, *fact.NetworkStatus) {})
 	t1 := iana.T1
 	if t1 <= 0 {
 		t1 = a.PreferredLifetime / 2

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -227,7 +227,7 @@ func (m *manager) runStatic(ctx context.Context) error {
 	if err != nil {
 		// A configuration error does not heal by retrying: say it and wait.
 		m.log.Error("static network configuration is invalid", "err", err)
-		m.update(func(_ *Fact, s *Status) { s.State, s.Error = StateConfiguring, err.Error() })
+		m.update(func(_ *fact.Network, s *fact.NetworkStatus) { s.State, s.Error = fact.NetConfiguring, err.Error() })
 		<-ctx.Done()
 		return nil
 	}
@@ -238,7 +238,7 @@ func (m *manager) runStatic(ctx context.Context) error {
 			break
 		}
 		m.log.Error("static network configuration failed", "err", err)
-		m.update(func(_ *Fact, s *Status) { s.State, s.Error = StateConfiguring, err.Error() })
+		m.update(func(_ *fact.Network, s *fact.NetworkStatus) { s.State, s.Error = fact.NetConfiguring, err.Error() })
 		wait = backoff(wait)
 		if !sleep(ctx, wait) {
 			return nil
@@ -263,13 +263,13 @@ func (m *manager) applyStatic(ctx context.Context, iface string, c ifconfig) err
 		return err
 	}
 	m.log.Info("static network configured", "iface", name, "addr", c.addr, "gateway", c.gateway, "dns", c.dns)
-	m.update(func(f *Fact, s *Status) {
-		*f = Fact{Iface: name, MAC: mac, Mode: "static", DNS: ipStrings(c.dns), Clock: f.Clock}
+	m.update(func(f *fact.Network, s *fact.NetworkStatus) {
+		*f = fact.Network{Iface: name, MAC: mac, Mode: "static", DNS: ipStrings(c.dns), Clock: f.Clock}
 		if c.gateway != nil {
 			f.Gateway = c.gateway.String()
 		}
-		s.State, s.Error = StateUp, ""
-		s.NICs = []NIC{{Name: name, MAC: mac, Problem: problem}}
+		s.State, s.Error = fact.NetUp, ""
+		s.NICs = []fact.NICProblem{{Name: name, MAC: mac, Problem: problem}}
 	})
 	m.startClock(ctx)
 	return nil

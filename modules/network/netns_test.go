@@ -18,7 +18,8 @@ import (
 
 	"github.com/gridnode/gridnode/internal/testutil"
 
-	"github.com/gridnode/gridnode/init/config"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/vishvananda/netlink"
@@ -307,8 +308,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func (b *bench) network() Fact {
-	var f Fact
+func (b *bench) network() fact.Network {
+	var f fact.Network
 	b.readFact("network", &f)
 	return f
 }
@@ -367,9 +368,9 @@ func TestDHCPLeaseRenewRebindRediscover(t *testing.T) {
 	d.srv.Close()
 	waitFor(t, 20*time.Second, "the address to be dropped at lease expiry", func() bool {
 		f := b.network()
-		var s Status
+		var s fact.NetworkStatus
 		b.readFact("network-status", &s)
-		return len(f.Addresses) == 0 && strings.Contains(f.Error, "expired") && s.State != StateUp
+		return len(f.Addresses) == 0 && strings.Contains(f.Error, "expired") && s.State != fact.NetUp
 	})
 	lost := time.Now()
 
@@ -415,8 +416,8 @@ func TestStaticByMAC(t *testing.T) {
 func TestNoLeaseSaysWhy(t *testing.T) {
 	b := newBench(t, "dhcp", "gnc0") // no DHCP server at all
 	waitFor(t, 20*time.Second, "network-status to explain the missing lease", func() bool {
-		var s Status
-		return b.readFact("network-status", &s) && s.State == StateSearching && strings.Contains(s.Error, "gnc0: no DHCP offer after")
+		var s fact.NetworkStatus
+		return b.readFact("network-status", &s) && s.State == fact.NetSearching && strings.Contains(s.Error, "gnc0: no DHCP offer after")
 	})
 	if _, err := os.Stat(filepath.Join(b.run, "network.json")); err == nil {
 		t.Error("network fact published without an address: the supervisor would think the network ready")
@@ -427,8 +428,8 @@ func TestNoCarrierSaysWhy(t *testing.T) {
 	b := newBenchLink(t, "dhcp", "gnc0", false)
 	want := "gnc0: no carrier — is the cable plugged in?"
 	waitFor(t, 20*time.Second, "network-status to say the cable is out", func() bool {
-		var s Status
-		return b.readFact("network-status", &s) && s.State == StateSearching && strings.Contains(s.Error, want) &&
+		var s fact.NetworkStatus
+		return b.readFact("network-status", &s) && s.State == fact.NetSearching && strings.Contains(s.Error, want) &&
 			len(s.NICs) == 1 && s.NICs[0].MAC == clientMAC.String()
 	})
 }

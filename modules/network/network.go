@@ -35,65 +35,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-)
-
-// Fact is what the fact "network" holds.
-type Fact struct {
-	Iface     string   `json:"iface"`
-	MAC       string   `json:"mac"`
-	Mode      string   `json:"mode"`
-	Addresses []string `json:"addresses"`
-	Gateway   string   `json:"gateway,omitempty"`
-	DNS       []string `json:"dns"`
-	MTU       int      `json:"mtu,omitempty"`
-	Lease     *Lease   `json:"lease,omitempty"`
-	Clock     Clock    `json:"clock"`
-	Error     string   `json:"error,omitempty"`
-}
-
-// Lease describes the current DHCPv4 lease.
-type Lease struct {
-	Server   string    `json:"server"`
-	Obtained time.Time `json:"obtained"`
-	Expires  time.Time `json:"expires"`
-	Renewals int       `json:"renewals"`
-}
-
-// Clock says how the system clock was last set.
-type Clock struct {
-	Source   string    `json:"source"` // ntp, registrar or none
-	Server   string    `json:"server,omitempty"`
-	OffsetMS int64     `json:"offset_ms"`
-	SyncedAt time.Time `json:"synced_at,omitzero"`
-	Error    string    `json:"error,omitempty"`
-}
-
-// Status is what the fact "network-status" holds.
-type Status struct {
-	State   string    `json:"state"`
-	Iface   string    `json:"iface,omitempty"`
-	Error   string    `json:"error,omitempty"`
-	NICs    []NIC     `json:"nics,omitempty"`
-	Updated time.Time `json:"updated"`
-}
-
-// NIC is one candidate interface and what is wrong with it, if anything.
-type NIC struct {
-	Name    string `json:"name"`
-	MAC     string `json:"mac"`
-	Problem string `json:"problem,omitempty"`
-}
-
-// States of network-status.
-const (
-	StateSearching   = "searching"   // looking for a NIC with carrier and a lease
-	StateConfiguring = "configuring" // static configuration being applied
-	StateUp          = "up"          // the NIC has an address
-	StateLost        = "lost"        // the lease expired; back to searching
 )
 
 // Settings the tests replace; production uses these defaults.
@@ -133,8 +78,8 @@ type manager struct {
 	h   *netlink.Handle
 
 	mu        sync.Mutex
-	fact      Fact
-	status    Status
+	fact      fact.Network
+	status    fact.NetworkStatus
 	ready     bool   // network has been written once
 	lastFact  []byte // last JSON written, to skip identical rewrites
 	lastState []byte
@@ -157,7 +102,7 @@ func (m *manager) run(ctx context.Context) error {
 }
 
 // update changes the facts under the lock and publishes what changed.
-func (m *manager) update(fn func(f *Fact, s *Status)) {
+func (m *manager) update(fn func(f *fact.Network, s *fact.NetworkStatus)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	fn(&m.fact, &m.status)
@@ -170,7 +115,7 @@ func (m *manager) update(fn func(f *Fact, s *Status)) {
 	}
 	if m.ready {
 		if b, _ := json.Marshal(m.fact); string(b) != string(m.lastFact) {
-			if err := fact.Write("network", m.fact); err != nil {
+			if err := fact.Write(fact.NameNetwork, m.fact); err != nil {
 				m.log.Error("could not publish the network fact", "err", err)
 			} else {
 				m.lastFact = b
@@ -181,7 +126,7 @@ func (m *manager) update(fn func(f *Fact, s *Status)) {
 	s.Updated = time.Time{}
 	if b, _ := json.Marshal(s); string(b) != string(m.lastState) {
 		m.status.Updated = time.Now().UTC()
-		if err := fact.Write("network-status", m.status); err != nil {
+		if err := fact.Write(fact.NameNetworkStatus, m.status); err != nil {
 			m.log.Error("could not publish the network-status fact", "err", err)
 		} else {
 			m.lastState = b
@@ -224,7 +169,7 @@ func (m *manager) watchAddrs(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.update(func(*Fact, *Status) {})
+			m.update(func(*fact.Network, *fact.NetworkStatus) {})
 		}
 	}
 }
@@ -248,7 +193,7 @@ func (m *manager) startClock(ctx context.Context) {
 				} else {
 					m.log.Info("clock synchronised", "source", c.Source, "server", c.Server, "offset_ms", c.OffsetMS)
 				}
-				m.update(func(f *Fact, _ *Status) { f.Clock = c })
+				m.update(func(f *fact.Network, _ *fact.NetworkStatus) { f.Clock = c })
 				next := clockEvery
 				if c.Source == "none" || c.Error != "" {
 					// No time source yet (the registrar may come up later):

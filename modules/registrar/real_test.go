@@ -11,7 +11,7 @@ import (
 
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/grid/registrar"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 // The module against the project's registrar: registers, reports, is the
@@ -28,7 +28,7 @@ func TestRealRegistrar(t *testing.T) {
 
 	s := &sleeper{step: make(chan struct{})}
 	r := start(t, hs.URL, farmID, s)
-	f1 := waitFact(t, "registered", func(f Fact) bool { return f.State == StateRegistered && f.UptimeSent == 1 })
+	f1 := waitFact(t, "registered", func(f fact.Registrar) bool { return f.State == fact.RegRegistered && f.UptimeSent == 1 })
 	c, err := client.New(hs.URL, nil, client.Options{})
 	must(t, err)
 	got, err := c.Node(ctx, f1.NodeID)
@@ -44,7 +44,7 @@ func TestRealRegistrar(t *testing.T) {
 	must(t, os.Remove(fact.Path(Name)))
 	n.setHardware(t, 32<<30, "PF2ABCDE")
 	start(t, hs.URL, farmID, s)
-	f2 := waitFact(t, "registered again", func(f Fact) bool { return f.State == StateRegistered && f.UptimeSent == 1 })
+	f2 := waitFact(t, "registered again", func(f fact.Registrar) bool { return f.State == fact.RegRegistered && f.UptimeSent == 1 })
 	if f2.TwinID != f1.TwinID || f2.NodeID != f1.NodeID {
 		t.Fatalf("after reboot %d/%d, before %d/%d", f2.TwinID, f2.NodeID, f1.TwinID, f1.NodeID)
 	}

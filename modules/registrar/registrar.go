@@ -51,35 +51,13 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
-	"github.com/gridnode/gridnode/init/config"
 	"github.com/gridnode/gridnode/internal/roots"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 // Name is the module's and its fact's name.
-const Name = "registrar"
-
-// States of the fact.
-const (
-	StateStarting    = "starting"
-	StateRegistering = "registering"
-	StateRegistered  = "registered"
-	StateError       = "error"
-)
-
-// Fact is what the fact "registrar" holds.
-type Fact struct {
-	URL          string     `json:"url"`
-	FarmID       uint64     `json:"farm_id"`
-	State        string     `json:"state"`
-	TwinID       uint64     `json:"twin_id"`
-	NodeID       uint64     `json:"node_id"`
-	LastError    string     `json:"last_error"`
-	RetryIn      int64      `json:"retry_in,omitempty"`
-	LastUptime   *time.Time `json:"last_uptime"`
-	UptimeSent   uint64     `json:"uptime_sent"`
-	UptimeFailed uint64     `json:"uptime_failed"`
-}
+const Name = fact.NameRegistrar
 
 // Registration is what the node keeps in its state folder.
 type Registration struct {
@@ -101,35 +79,6 @@ const (
 	BackoffMin  = time.Second
 )
 
-// The facts this module reads; only the fields it needs.
-type identityFact struct {
-	PublicKey string `json:"public_key"`
-	Ephemeral bool   `json:"ephemeral"`
-	StateDir  string `json:"state_dir"`
-}
-
-type hardwareFact struct {
-	CRU         uint64 `json:"cru"`
-	MRU         uint64 `json:"mru"`
-	SRU         uint64 `json:"sru"`
-	HRU         uint64 `json:"hru"`
-	Virtualized bool   `json:"virtualized"`
-	DMI         struct {
-		Serial string `json:"serial"`
-	} `json:"dmi"`
-	NICs []struct {
-		Name     string `json:"name"`
-		MAC      string `json:"mac"`
-		Physical bool   `json:"physical"`
-	} `json:"nics"`
-}
-
-type networkFact struct {
-	Iface     string   `json:"iface"`
-	MAC       string   `json:"mac"`
-	Addresses []string `json:"addresses"`
-}
-
 // module is one run of the registrar module. The function fields are what
 // tests replace.
 type module struct {
@@ -150,9 +99,9 @@ type module struct {
 
 	c        *client.Client
 	pub      ed25519.PublicKey
-	identity identityFact
-	fact     Fact
-	written  Fact // last published
+	identity fact.Identity
+	fact     fact.Registrar
+	written  fact.Registrar // last published
 	// reported is what the registrar holds for the node, as last checked;
 	// nil when the node must be (re)checked.
 	reported *api.UpdateNode
@@ -207,7 +156,7 @@ func (m *module) publish() {
 	m.written = m.fact
 }
 
-func lastUptimeChanged(a, b Fact) bool {
+func lastUptimeChanged(a, b fact.Registrar) bool {
 	if a.LastUptime == nil || b.LastUptime == nil {
 		return a.LastUptime != b.LastUptime
 	}
@@ -216,14 +165,14 @@ func lastUptimeChanged(a, b Fact) bool {
 
 func (m *module) run(ctx context.Context) error {
 	m.url = ResolveURL(m.cfg.Registrar)
-	m.fact = Fact{URL: m.url, FarmID: m.cfg.Farm, State: StateStarting}
-	m.written = Fact{State: "unpublished"}
+	m.fact = fact.Registrar{URL: m.url, FarmID: m.cfg.Farm, State: fact.RegStarting}
+	m.written = fact.Registrar{State: "unpublished"}
 	m.publish()
 
 	if problem := m.configProblem(); problem != "" {
 		// Nothing to retry: the configuration must change, which means a
 		// reboot. Stay up so the console shows why.
-		m.fact.State, m.fact.LastError = StateError, problem
+		m.fact.State, m.fact.LastError = fact.RegError, problem
 		m.publish()
 		m.log.Error(problem)
 		<-ctx.Done()
@@ -233,7 +182,7 @@ func (m *module) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		m.fact.State, m.fact.LastError = StateError, err.Error()
+		m.fact.State, m.fact.LastError = fact.RegError, err.Error()
 		m.publish()
 		return err
 	}
@@ -247,7 +196,7 @@ func (m *module) run(ctx context.Context) error {
 			d := Backoff(m.attempt, m.rand)
 			msg := describe(m.url, err)
 			m.log.Warn(fmt.Sprintf("%s; retrying in %s", msg, d.Round(time.Second)))
-			m.fact.State, m.fact.LastError, m.fact.RetryIn = StateError, msg, int64(d.Round(time.Second)/time.Second)
+			m.fact.State, m.fact.LastError, m.fact.RetryIn = fact.RegError, msg, int64(d.Round(time.Second)/time.Second)
 			m.publish()
 			next = d
 		} else {
@@ -275,7 +224,7 @@ func (m *module) configProblem() string {
 
 // setup waits for the facts the module needs and reads the node key.
 func (m *module) setup(ctx context.Context) error {
-	for _, name := range []string{"identity", "network", "hardware"} {
+	for _, name := range []string{fact.NameIdentity, fact.NameNetwork, fact.NameHardware} {
 		if !fact.Exists(name) {
 			m.log.Info("waiting for the " + name + " fact before registering")
 		}
@@ -283,7 +232,7 @@ func (m *module) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := fact.Read("identity", &m.identity); err != nil {
+	if err := fact.Read(fact.NameIdentity, &m.identity); err != nil {
 		return fmt.Errorf("reading the identity fact: %w", err)
 	}
 	seedPath := filepath.Join(fact.Dir(), "secret", "identity.seed")
@@ -395,10 +344,10 @@ func (m *module) step(ctx context.Context) (time.Duration, error) {
 	now := m.c.Now().UTC().Truncate(time.Second)
 	m.fact.UptimeSent++
 	m.fact.LastUptime = &now
-	if m.fact.LastError != "" || m.fact.State != StateRegistered {
+	if m.fact.LastError != "" || m.fact.State != fact.RegRegistered {
 		m.log.Info("registered and reporting uptime", "twin", m.fact.TwinID, "node", m.fact.NodeID, "every", m.interval())
 	}
-	m.fact.State, m.fact.LastError, m.fact.RetryIn = StateRegistered, "", 0
+	m.fact.State, m.fact.LastError, m.fact.RetryIn = fact.RegRegistered, "", 0
 	m.publish()
 	m.log.Debug("uptime reported", "node", m.fact.NodeID, "uptime", up.Round(time.Second))
 	return m.interval(), nil
@@ -414,8 +363,8 @@ func (m *module) interval() time.Duration {
 // register ensures the account and the node, and that the node's record
 // says what want says.
 func (m *module) register(ctx context.Context, want api.UpdateNode) error {
-	if m.fact.State != StateError {
-		m.fact.State = StateRegistering
+	if m.fact.State != fact.RegError {
+		m.fact.State = fact.RegRegistering
 		m.publish()
 	}
 	a, err := m.c.EnsureAccount(ctx)
@@ -467,12 +416,12 @@ func (m *module) register(ctx context.Context, want api.UpdateNode) error {
 
 // desired is what the node should report, from the facts as they are now.
 func (m *module) desired() (api.UpdateNode, error) {
-	var hw hardwareFact
-	if err := fact.Read("hardware", &hw); err != nil {
+	var hw fact.Hardware
+	if err := fact.Read(fact.NameHardware, &hw); err != nil {
 		return api.UpdateNode{}, fmt.Errorf("reading the hardware fact: %w", err)
 	}
-	var nw networkFact
-	if err := fact.Read("network", &nw); err != nil {
+	var nw fact.Network
+	if err := fact.Read(fact.NameNetwork, &nw); err != nil {
 		return api.UpdateNode{}, fmt.Errorf("reading the network fact: %w", err)
 	}
 	u := api.UpdateNode{

@@ -22,8 +22,8 @@ import (
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/grid/client/regtest"
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 const stellar = "GBZ6VHJ4KQ5Q7J4Y5G2N3X6TZ3V5W6Q7R2S3T4U5V6W7X8Y9Z2A3B4C5"
@@ -163,10 +163,10 @@ func start(t *testing.T, url string, farm uint64, s *sleeper) *run {
 }
 
 // waitFact waits until the registrar fact satisfies ok.
-func waitFact(t *testing.T, what string, ok func(Fact) bool) Fact {
+func waitFact(t *testing.T, what string, ok func(fact.Registrar) bool) fact.Registrar {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
-	var f Fact
+	var f fact.Registrar
 	for time.Now().Before(deadline) {
 		if err := fact.Read(Name, &f); err == nil && ok(f) {
 			return f
@@ -197,7 +197,7 @@ func TestRegistersAndPatchesOnChange(t *testing.T) {
 	s := &sleeper{step: make(chan struct{})}
 	start(t, srv.URL, farmID, s)
 
-	f := waitFact(t, "registered", func(f Fact) bool { return f.State == StateRegistered && f.UptimeSent == 1 })
+	f := waitFact(t, "registered", func(f fact.Registrar) bool { return f.State == fact.RegRegistered && f.UptimeSent == 1 })
 	if f.TwinID == 0 || f.NodeID == 0 || f.URL != srv.URL || f.FarmID != farmID || f.LastUptime == nil || f.LastError != "" {
 		t.Fatalf("fact %+v", f)
 	}
@@ -234,7 +234,7 @@ func TestRegistersAndPatchesOnChange(t *testing.T) {
 
 	// Nothing changed: the next round only reports uptime.
 	s.step <- struct{}{}
-	waitFact(t, "sent a second uptime", func(f Fact) bool { return f.UptimeSent == 2 })
+	waitFact(t, "sent a second uptime", func(f fact.Registrar) bool { return f.UptimeSent == 2 })
 	if c := reg.Calls("PATCH /nodes/{id}"); c != 0 {
 		t.Fatalf("%d PATCHes without a change", c)
 	}
@@ -243,7 +243,7 @@ func TestRegistersAndPatchesOnChange(t *testing.T) {
 	n.setHardware(t, 32<<30, "To be filled by O.E.M.")
 	n.setNetwork(t, "10.0.2.16/24", "fec0::2/64")
 	s.step <- struct{}{}
-	waitFact(t, "sent a third uptime", func(f Fact) bool { return f.UptimeSent == 3 })
+	waitFact(t, "sent a third uptime", func(f fact.Registrar) bool { return f.UptimeSent == 3 })
 	if c := reg.Calls("PATCH /nodes/{id}"); c != 1 {
 		t.Fatalf("%d PATCHes after one change, want 1", c)
 	}
@@ -267,14 +267,14 @@ func TestRebootKeepsNode(t *testing.T) {
 	farmID := farm(t, srv.URL)
 	s := &sleeper{step: make(chan struct{})}
 	r := start(t, srv.URL, farmID, s)
-	f1 := waitFact(t, "registered", func(f Fact) bool { return f.State == StateRegistered })
+	f1 := waitFact(t, "registered", func(f fact.Registrar) bool { return f.State == fact.RegRegistered })
 	r.cancel()
 	<-r.done
 	r.done <- nil // for the cleanup
 	must(t, os.Remove(fact.Path(Name)))
 
 	start(t, srv.URL, farmID, s)
-	f2 := waitFact(t, "registered again", func(f Fact) bool { return f.State == StateRegistered })
+	f2 := waitFact(t, "registered again", func(f fact.Registrar) bool { return f.State == fact.RegRegistered })
 	if f1.TwinID != f2.TwinID || f1.NodeID != f2.NodeID {
 		t.Fatalf("after reboot twin/node %d/%d, before %d/%d", f2.TwinID, f2.NodeID, f1.TwinID, f1.NodeID)
 	}
@@ -303,9 +303,9 @@ func TestKeepsReportingAfterErrors(t *testing.T) {
 	s := &sleeper{auto: true}
 	start(t, srv.URL, farmID, s)
 
-	f := waitFact(t, "recovered", func(f Fact) bool { return f.UptimeSent >= 1 })
+	f := waitFact(t, "recovered", func(f fact.Registrar) bool { return f.UptimeSent >= 1 })
 	s.setAuto(false) // stop it; the next sleep blocks
-	if f.UptimeFailed != 3 || f.State != StateRegistered || f.LastError != "" {
+	if f.UptimeFailed != 3 || f.State != fact.RegRegistered || f.LastError != "" {
 		t.Fatalf("fact %+v, want 3 failed uptime reports then registered", f)
 	}
 	// The waits after each failure grow and stay within the bounds; the
@@ -340,7 +340,7 @@ func TestRegistrarDownThenUp(t *testing.T) {
 	s := &sleeper{auto: true}
 	r := start(t, url, 1, s)
 
-	f := waitFact(t, "in error", func(f Fact) bool { return f.State == StateError && len(s.recorded()) >= 3 })
+	f := waitFact(t, "in error", func(f fact.Registrar) bool { return f.State == fact.RegError && len(s.recorded()) >= 3 })
 	wantErr := "registrar " + url + " unreachable: connection refused"
 	if !strings.HasPrefix(f.LastError, wantErr) {
 		t.Fatalf("last_error %q, want it to start with %q", f.LastError, wantErr)
@@ -361,7 +361,7 @@ func TestRegistrarDownThenUp(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 	farm(t, srv.URL)
-	f = waitFact(t, "registered", func(f Fact) bool { return f.State == StateRegistered && f.UptimeSent >= 1 })
+	f = waitFact(t, "registered", func(f fact.Registrar) bool { return f.State == fact.RegRegistered && f.UptimeSent >= 1 })
 	s.setAuto(false)
 	if f.LastError != "" || reg.NodeCount() != 1 {
 		t.Fatalf("fact %+v, %d nodes", f, reg.NodeCount())
@@ -379,7 +379,7 @@ func TestPublishesAtOnce(t *testing.T) {
 	t.Setenv("GRIDNODE_RUN", dir)
 	s := &sleeper{step: make(chan struct{})}
 	start(t, "http://127.0.0.1:1", 5, s)
-	f := waitFact(t, "starting", func(f Fact) bool { return f.State == StateStarting })
+	f := waitFact(t, "starting", func(f fact.Registrar) bool { return f.State == fact.RegStarting })
 	if f.FarmID != 5 || f.URL != "http://127.0.0.1:1" {
 		t.Fatalf("fact %+v", f)
 	}
@@ -388,7 +388,7 @@ func TestPublishesAtOnce(t *testing.T) {
 func TestConfigProblem(t *testing.T) {
 	t.Setenv("GRIDNODE_RUN", t.TempDir())
 	start(t, "", 5, &sleeper{step: make(chan struct{})})
-	f := waitFact(t, "in error", func(f Fact) bool { return f.State == StateError })
+	f := waitFact(t, "in error", func(f fact.Registrar) bool { return f.State == fact.RegError })
 	if !strings.Contains(f.LastError, "gridnode.registrar=") {
 		t.Fatalf("last_error %q", f.LastError)
 	}

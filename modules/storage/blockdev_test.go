@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/hardware"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,7 +35,7 @@ func TestCacheOnABlockDevice(t *testing.T) {
 	t.Cleanup(func() { exec.Command(losetup, "-d", dev).Run() })
 	name := filepath.Base(dev)
 	mnt := t.TempDir()
-	hw := hardware.Facts{Disks: []hardware.Disk{{Name: name, Serial: "", Type: hardware.SSD, Size: 96 * mib, Capacity: true}}}
+	hw := fact.Hardware{Disks: []fact.Disk{{Name: name, Serial: "", Type: fact.SSD, Size: 96 * mib, Capacity: true}}}
 	// Where the kernel has no GPT support (CONFIG_EFI_PARTITION, missing on
 	// some CI kernels) no partition device appears: stand in for it with a
 	// second loop device at the partition's offset, so the kernel still
@@ -52,7 +52,7 @@ func TestCacheOnABlockDevice(t *testing.T) {
 		}
 		part := strings.TrimSpace(string(out))
 		t.Cleanup(func() { exec.Command(losetup, "-d", part).Run() })
-		hw.Disks = append(hw.Disks, hardware.Disk{Name: filepath.Base(part), Type: hardware.SSD, Size: 94 * mib, Capacity: true})
+		hw.Disks = append(hw.Disks, fact.Disk{Name: filepath.Base(part), Type: fact.SSD, Size: 94 * mib, Capacity: true})
 		return filepath.Base(part), nil
 	}
 	newNode := func() *node {

@@ -33,15 +33,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/fact"
-	"github.com/gridnode/gridnode/modules/hardware"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
 )
 
 // Name is the module's and its fact's name.
-const Name = "storage"
+const Name = fact.NameStorage
 
 // Label is the ext4 label of the cache file system; MountPoint is where it
 // is mounted.
@@ -50,38 +49,14 @@ const (
 	MountPoint = "/var/cache"
 )
 
-// Facts is what the module publishes.
-type Facts struct {
-	Cache *Cache      `json:"cache"`
-	Disks []DiskState `json:"disks"`
-	Error string      `json:"error,omitempty"`
-}
-
-// Cache is the mounted cache file system.
-type Cache struct {
-	Disk      string `json:"disk"`
-	Partition string `json:"partition"`
-	Mount     string `json:"mount"`
-	Label     string `json:"label"`
-	Fresh     bool   `json:"fresh"`
-}
-
-// DiskState says whether and why the node uses a disk.
-type DiskState struct {
-	Name   string `json:"name"`
-	Serial string `json:"serial"`
-	Used   bool   `json:"used"`
-	Reason string `json:"reason"`
-}
-
 // Interval is how often the module looks for a cache disk while it has none.
 var Interval = 30 * time.Second
 
 // Run waits for the hardware fact, finds or makes the cache, publishes, and
 // keeps looking while there is no cache.
 func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
-	var hw hardware.Facts
-	if err := fact.Wait(ctx, hardware.Name, &hw); err != nil {
+	var hw fact.Hardware
+	if err := fact.Wait(ctx, fact.NameHardware, &hw); err != nil {
 		return err
 	}
 	n := &node{
@@ -106,10 +81,10 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 		poll   = time.Second
 	)
 	start := time.Now()
-	var last *Facts
+	var last *fact.Storage
 	seen, seenAt := "", time.Now()
 	for {
-		if err := fact.Read(hardware.Name, &hw); err != nil {
+		if err := fact.Read(fact.NameHardware, &hw); err != nil {
 			log.Warn("reading the hardware fact", "err", err)
 		}
 		if disks := kernelDisks(n.sysDir); disks != seen {
@@ -151,7 +126,7 @@ func kernelDisks(sysDir string) string {
 }
 
 // listsAll says whether the hardware fact lists every disk named in disks.
-func listsAll(hw hardware.Facts, disks string) bool {
+func listsAll(hw fact.Hardware, disks string) bool {
 	have := map[string]bool{}
 	for _, d := range hw.Disks {
 		have[d.Name] = true
@@ -182,10 +157,10 @@ type node struct {
 	// mayCreate allows making a new cache: the disk list has settled.
 	mayCreate bool
 
-	cache *Cache // once mounted, for the rest of the boot
+	cache *fact.Cache // once mounted, for the rest of the boot
 }
 
-func (n *node) report(f Facts) {
+func (n *node) report(f fact.Storage) {
 	if f.Cache != nil {
 		what := "found"
 		if f.Cache.Fresh {
@@ -205,7 +180,7 @@ func (n *node) report(f Facts) {
 }
 
 // noCacheMessage says in one line why there is no cache and what to do.
-func noCacheMessage(f Facts) string {
+func noCacheMessage(f fact.Storage) string {
 	var why []string
 	for _, d := range f.Disks {
 		if strings.HasPrefix(d.Reason, "holds ") {
@@ -214,7 +189,7 @@ func noCacheMessage(f Facts) string {
 			if d.Serial != "" {
 				s += " (serial " + d.Serial + ")"
 			}
-			why = append(why, s+", use gridnode.wipe="+wipeKey(hardware.Disk{Name: d.Name, Serial: d.Serial})+" to allow wiping it")
+			why = append(why, s+", use gridnode.wipe="+wipeKey(fact.Disk{Name: d.Name, Serial: d.Serial})+" to allow wiping it")
 		}
 	}
 	if len(why) == 0 {
@@ -224,7 +199,7 @@ func noCacheMessage(f Facts) string {
 }
 
 // wipeKey is what gridnode.wipe must say to allow wiping d.
-func wipeKey(d hardware.Disk) string {
+func wipeKey(d fact.Disk) string {
 	if d.Serial != "" {
 		return d.Serial
 	}
@@ -233,18 +208,18 @@ func wipeKey(d hardware.Disk) string {
 
 // candidate is a capacity disk and what it holds.
 type candidate struct {
-	disk    hardware.Disk
+	disk    fact.Disk
 	holds   string // "" when empty
 	wipable bool
 }
 
 // scan works out the cache for the disks of hw and what each disk is for.
-func (n *node) scan(hw hardware.Facts) Facts {
-	f := Facts{Disks: []DiskState{}}
+func (n *node) scan(hw fact.Hardware) fact.Storage {
+	f := fact.Storage{Disks: []fact.DiskState{}}
 	var cands []*candidate
-	states := map[string]*DiskState{}
+	states := map[string]*fact.DiskState{}
 	for _, d := range hw.Disks {
-		f.Disks = append(f.Disks, DiskState{Name: d.Name, Serial: d.Serial})
+		f.Disks = append(f.Disks, fact.DiskState{Name: d.Name, Serial: d.Serial})
 	}
 	for i, d := range hw.Disks {
 		st := &f.Disks[i]
@@ -263,7 +238,7 @@ func (n *node) scan(hw hardware.Facts) Facts {
 					f.Error = fmt.Sprintf("mounting the cache %s (label %s) at %s: %v", part, Label, n.mountDir, err)
 					break
 				}
-				n.cache = &Cache{Disk: c.disk.Name, Partition: part, Mount: n.mountDir, Label: Label}
+				n.cache = &fact.Cache{Disk: c.disk.Name, Partition: part, Mount: n.mountDir, Label: Label}
 				break
 			}
 		}
@@ -315,7 +290,7 @@ func (n *node) scan(hw hardware.Facts) Facts {
 // order.
 func pick(cands []*candidate) *candidate {
 	for _, wipe := range []bool{false, true} {
-		for _, typ := range []string{hardware.SSD, hardware.HDD} {
+		for _, typ := range []string{fact.SSD, fact.HDD} {
 			for _, c := range cands {
 				if c.disk.Type != typ {
 					continue
@@ -330,7 +305,7 @@ func pick(cands []*candidate) *candidate {
 }
 
 // wipeAllowed says whether the farmer's wipe list names the disk.
-func (n *node) wipeAllowed(d hardware.Disk) bool {
+func (n *node) wipeAllowed(d fact.Disk) bool {
 	for _, w := range n.cfg.Wipe {
 		if w == "all" || (d.Serial != "" && w == d.Serial) || (d.Serial == "" && w == d.Name) {
 			return true
@@ -341,7 +316,7 @@ func (n *node) wipeAllowed(d hardware.Disk) bool {
 
 // inspect reads what a disk holds; a disk that cannot be read is treated as
 // holding data.
-func (n *node) inspect(d hardware.Disk) (holds string, wipable bool) {
+func (n *node) inspect(d fact.Disk) (holds string, wipable bool) {
 	dev := filepath.Join(n.devDir, d.Name)
 	fh, err := os.Open(dev)
 	if err != nil {
@@ -410,7 +385,7 @@ func (n *node) create(c *candidate) error {
 	if err := n.mount(filepath.Join(n.devDir, part), n.mountDir); err != nil {
 		return fmt.Errorf("mounting the new cache %s at %s: %v", part, n.mountDir, err)
 	}
-	n.cache = &Cache{Disk: d.Name, Partition: part, Mount: n.mountDir, Label: Label, Fresh: true}
+	n.cache = &fact.Cache{Disk: d.Name, Partition: part, Mount: n.mountDir, Label: Label, Fresh: true}
 	return nil
 }
 

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gridnode/gridnode/init/config"
-	"github.com/gridnode/gridnode/modules/hardware"
+	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 const mib = 1 << 20
@@ -170,7 +170,7 @@ type bench struct {
 	t       *testing.T
 	dev     string
 	sys     string
-	hw      hardware.Facts
+	hw      fact.Hardware
 	mounted []string
 }
 
@@ -183,7 +183,7 @@ func (b *bench) disk(name, serial, typ string, path string) {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	b.hw.Disks = append(b.hw.Disks, hardware.Disk{Name: name, Serial: serial, Type: typ, Size: uint64(st.Size()), Capacity: true})
+	b.hw.Disks = append(b.hw.Disks, fact.Disk{Name: name, Serial: serial, Type: typ, Size: uint64(st.Size()), Capacity: true})
 }
 
 func (b *bench) node(cfg config.Node) *node {
@@ -223,19 +223,19 @@ func (b *bench) node(cfg config.Node) *node {
 	}
 }
 
-func state(f Facts, name string) DiskState {
+func state(f fact.Storage, name string) fact.DiskState {
 	for _, d := range f.Disks {
 		if d.Name == name {
 			return d
 		}
 	}
-	return DiskState{}
+	return fact.DiskState{}
 }
 
 func TestDiskWithFilesystemKeepsEveryByte(t *testing.T) {
 	b := newBench(t)
 	img := withExt4(t, filepath.Join(b.dev, "vda"), 32*mib)
-	b.disk("vda", "FARMER1", hardware.SSD, img)
+	b.disk("vda", "FARMER1", fact.SSD, img)
 	before := sum(t, img)
 	f := b.node(config.Default()).scan(b.hw)
 	if after := sum(t, img); after != before {
@@ -257,17 +257,17 @@ func TestDiskWithFilesystemKeepsEveryByte(t *testing.T) {
 func TestFirstBootTakesEmptySSDThenFindsItByLabel(t *testing.T) {
 	b := newBench(t)
 	used := withExt4(t, filepath.Join(b.dev, "sda"), 32*mib)
-	b.disk("sda", "USED", hardware.SSD, used)
-	b.disk("sdb", "HDD", hardware.HDD, blank(t, filepath.Join(b.dev, "sdb"), 96*mib))
-	b.disk("sdc", "SSD", hardware.SSD, blank(t, filepath.Join(b.dev, "sdc"), 96*mib))
-	b.hw.Disks = append(b.hw.Disks, hardware.Disk{Name: "sr0", Reason: "optical drive"})
+	b.disk("sda", "USED", fact.SSD, used)
+	b.disk("sdb", "HDD", fact.HDD, blank(t, filepath.Join(b.dev, "sdb"), 96*mib))
+	b.disk("sdc", "SSD", fact.SSD, blank(t, filepath.Join(b.dev, "sdc"), 96*mib))
+	b.hw.Disks = append(b.hw.Disks, fact.Disk{Name: "sr0", Reason: "optical drive"})
 	usedSum, hddSum := sum(t, used), sum(t, filepath.Join(b.dev, "sdb"))
 
 	f := b.node(config.Default()).scan(b.hw)
 	if f.Error != "" {
 		t.Fatal(f.Error)
 	}
-	want := Cache{Disk: "sdc", Partition: "sdc1", Mount: MountPoint, Label: Label, Fresh: true}
+	want := fact.Cache{Disk: "sdc", Partition: "sdc1", Mount: MountPoint, Label: Label, Fresh: true}
 	if f.Cache == nil || *f.Cache != want {
 		t.Fatalf("cache = %+v, want %+v", f.Cache, want)
 	}
@@ -306,8 +306,8 @@ func TestFirstBootTakesEmptySSDThenFindsItByLabel(t *testing.T) {
 
 func TestEmptyHDDBeforeWipableSSD(t *testing.T) {
 	b := newBench(t)
-	b.disk("sda", "OLD", hardware.SSD, withExt4(t, filepath.Join(b.dev, "sda"), 32*mib))
-	b.disk("sdb", "HDD", hardware.HDD, blank(t, filepath.Join(b.dev, "sdb"), 96*mib))
+	b.disk("sda", "OLD", fact.SSD, withExt4(t, filepath.Join(b.dev, "sda"), 32*mib))
+	b.disk("sdb", "HDD", fact.HDD, blank(t, filepath.Join(b.dev, "sdb"), 96*mib))
 	cfg := config.Default()
 	cfg.Wipe = []string{"OLD"}
 	f := b.node(cfg).scan(b.hw)
@@ -318,8 +318,8 @@ func TestEmptyHDDBeforeWipableSSD(t *testing.T) {
 
 func TestWipeAllowedBySerial(t *testing.T) {
 	b := newBench(t)
-	b.disk("sda", "OLD", hardware.SSD, withExt4(t, filepath.Join(b.dev, "sda"), 96*mib))
-	b.disk("sdb", "KEEP", hardware.SSD, withExt4(t, filepath.Join(b.dev, "sdb"), 32*mib))
+	b.disk("sda", "OLD", fact.SSD, withExt4(t, filepath.Join(b.dev, "sda"), 96*mib))
+	b.disk("sdb", "KEEP", fact.SSD, withExt4(t, filepath.Join(b.dev, "sdb"), 32*mib))
 	keep := sum(t, filepath.Join(b.dev, "sdb"))
 	cfg := config.Default()
 	if err := config.Set(&cfg, "wipe", "OLD"); err != nil {
