@@ -19,26 +19,53 @@ import (
 // DefaultDir is where facts live on a node.
 const DefaultDir = "/run/gridnode"
 
-// Dir returns the fact folder: $GRIDNODE_RUN when set (tests), else DefaultDir.
-func Dir() string {
+// Folder is a fact folder. PID 1 passes its folder to what it runs in
+// process (the supervisor, coldplug); module processes find it in
+// $GRIDNODE_RUN (Dir), which PID 1 sets for them.
+type Folder string
+
+// Dir returns the fact folder of this process: $GRIDNODE_RUN when set
+// (tests, and modules started by a PID 1 under test), else DefaultDir.
+func Dir() string { return string(Default()) }
+
+// Default is the fact folder of this process (see Dir).
+func Default() Folder {
 	if d := os.Getenv("GRIDNODE_RUN"); d != "" {
-		return d
+		return Folder(d)
 	}
 	return DefaultDir
 }
 
 // Path is the file that holds the fact called name.
-func Path(name string) string { return filepath.Join(Dir(), name+".json") }
+func (d Folder) Path(name string) string { return filepath.Join(string(d), name+".json") }
 
 // Write publishes v as the fact name, atomically: readers see the old or the
 // new fact, never half of one.
-func Write(name string, v any) error {
+func (d Folder) Write(name string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("fact %s: %w", name, err)
 	}
-	return WriteFile(Path(name), append(b, '\n'), 0o644)
+	return WriteFile(d.Path(name), append(b, '\n'), 0o644)
 }
+
+// Path is the file that holds the fact called name in Dir.
+func Path(name string) string { return Default().Path(name) }
+
+// Write publishes v as the fact name in Dir.
+func Write(name string, v any) error { return Default().Write(name, v) }
+
+// Read decodes the fact name in Dir into v.
+func Read(name string, v any) error { return Default().Read(name, v) }
+
+// Exists says whether the fact name has been published in Dir.
+func Exists(name string) bool { return Default().Exists(name) }
+
+// Wait waits for the fact name in Dir (see Folder.Wait).
+func Wait(ctx context.Context, name string, v any) error { return Default().Wait(ctx, name, v) }
+
+// Watch watches Dir (see Folder.Watch).
+func Watch() (landed <-chan struct{}, stop func()) { return Default().Watch() }
 
 // WriteFile writes data to path through a temporary file and a rename, and
 // syncs both the file and its folder, so a power cut leaves the old content or
@@ -81,8 +108,8 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 }
 
 // Read decodes the fact name into v. A missing fact is fs.ErrNotExist.
-func Read(name string, v any) error {
-	b, err := os.ReadFile(Path(name))
+func (d Folder) Read(name string, v any) error {
+	b, err := os.ReadFile(d.Path(name))
 	if err != nil {
 		return err
 	}
@@ -93,8 +120,8 @@ func Read(name string, v any) error {
 }
 
 // Exists says whether the fact name has been published.
-func Exists(name string) bool {
-	_, err := os.Stat(Path(name))
+func (d Folder) Exists(name string) bool {
+	_, err := os.Stat(d.Path(name))
 	return err == nil
 }
 
@@ -102,19 +129,19 @@ func Exists(name string) bool {
 // nil), or until ctx is done. It wakes when a fact lands in the folder, so
 // a module waiting for another's fact goes on at once, and looks again
 // every 100 ms besides.
-func Wait(ctx context.Context, name string, v any) error {
-	landed, stop := Watch()
+func (d Folder) Wait(ctx context.Context, name string, v any) error {
+	landed, stop := d.Watch()
 	defer stop()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		var err error
 		if v == nil {
-			if !Exists(name) {
+			if !d.Exists(name) {
 				err = fs.ErrNotExist
 			}
 		} else {
-			err = Read(name, v)
+			err = d.Read(name, v)
 		}
 		if err == nil {
 			return nil
@@ -135,9 +162,9 @@ func Wait(ctx context.Context, name string, v any) error {
 // come while one is pending merge into it) when a fact file lands in the
 // folder. stop ends the watch. Where the folder cannot be watched the
 // channel never fires, and callers poll as before.
-func Watch() (landed <-chan struct{}, stop func()) {
+func (d Folder) Watch() (landed <-chan struct{}, stop func()) {
 	ch := make(chan struct{}, 1)
-	dir := Dir()
+	dir := string(d)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return ch, func() {}
 	}
