@@ -7,7 +7,8 @@ pkgs=(
   qemu-system-x86 qemu-utils ovmf        # the test bench: QEMU, SeaBIOS, OVMF
   isolinux syslinux-common ipxe systemd-boot-efi  # boot loaders put on media
   pci.ids cpio zstd e2fsprogs            # image contents and checks
-  xorriso dosfstools mtools              # only for the comparison benchmark
+  xorriso dosfstools mtools fdisk        # test oracles (internal/need) and the comparison benchmark
+  util-linux binutils coreutils mount iproute2  # more oracles and test tools (blkid, objdump, sha256sum, losetup, ip)
   postgresql                             # the registrar's scaled store, tested
   chromium                               # the dashboard's browser test
   git ca-certificates curl unzip make gcc

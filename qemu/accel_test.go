@@ -2,8 +2,9 @@ package qemu
 
 import (
 	"os"
-	"os/exec"
 	"testing"
+
+	"github.com/gridnode/gridnode/internal/need"
 )
 
 func TestAccelEnvOverrides(t *testing.T) {
@@ -33,9 +34,7 @@ func TestKVMProbeRejectsASlowKVM(t *testing.T) {
 }
 
 func TestAccelDetectsByTrying(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
+	need.Tool(t, "qemu-system-x86_64")
 	t.Setenv(AccelEnv, "")
 	got := Accel()
 	t.Logf("Accel() = %s", got)

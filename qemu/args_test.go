@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gridnode/gridnode/internal/need"
 )
 
 // buildArgs runs the argument builder the way Start does, without QEMU.
@@ -93,17 +95,14 @@ func TestArgsPXEFromAURLNeedsNoTFTP(t *testing.T) {
 }
 
 func TestArgsUEFIUsesACopyOfTheVariableStore(t *testing.T) {
-	if _, err := os.Stat(OVMFCode); err != nil {
-		t.Skip("ovmf not installed")
-	}
+	need.File(t, OVMFCode, "ovmf")
 	dir := t.TempDir()
 	args, _ := buildArgs(t, Options{Boot: KernelBoot(touch(t, "k"), "", ""), Firmware: UEFI, Dir: dir})
 	wantArgs(t, args, "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode)
-	if _, err := os.Stat(OVMFVars); err == nil {
-		wantArgs(t, args, "if=pflash,format=raw,unit=1,file="+filepath.Join(dir, "OVMF_VARS.fd"))
-		if _, err := os.Stat(filepath.Join(dir, "OVMF_VARS.fd")); err != nil {
-			t.Error(err)
-		}
+	need.File(t, OVMFVars, "ovmf")
+	wantArgs(t, args, "if=pflash,format=raw,unit=1,file="+filepath.Join(dir, "OVMF_VARS.fd"))
+	if _, err := os.Stat(filepath.Join(dir, "OVMF_VARS.fd")); err != nil {
+		t.Error(err)
 	}
 }
 

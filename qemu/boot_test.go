@@ -1,110 +1,36 @@
-package qemu
+package qemu_test
 
 import (
 	"bytes"
-	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/gridnode/gridnode/build/kernel"
-	"github.com/u-root/mkuimage/cpio"
+	"github.com/gridnode/gridnode/internal/boottest"
+	"github.com/gridnode/gridnode/qemu"
 )
 
 // The boot tests run real QEMU with the Debian kernel the project builds
-// with and a one-file initramfs; under TCG a boot takes about 6 s.
+// with and a one-file initramfs; under TCG a boot takes about 6 s. Without
+// QEMU or the kernel they skip, or fail under CI (internal/need).
 
 // bootTimeout is generous: on a loaded CI machine a 6 s boot can take 60 s.
 const bootTimeout = 5 * time.Minute
 
-func needQEMU(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed (Debian package qemu-system-x86)")
-	}
-}
-
-var (
-	kernelOnce sync.Once
-	kernelPath string
-	kernelErr  error
-)
-
-// testKernel is the Debian kernel the image builder uses, fetched and
-// unpacked by the builder's own code into the project's .cache. Under CI a
-// missing kernel fails the test instead of skipping it.
-func testKernel(t *testing.T) string {
-	t.Helper()
-	kernelOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		k, err := kernel.Resolve(ctx, kernel.Source{Package: "linux-image-amd64"}, "../.cache")
-		if err != nil {
-			kernelErr = err
-			return
-		}
-		kernelPath = k.Vmlinuz
-	})
-	if kernelErr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI: the test kernel: %v", kernelErr)
-		}
-		t.Skip(kernelErr)
-	}
-	return kernelPath
-}
-
-// testInitramfs builds testdata/init as a static binary and packs it as /init.
-func testInitramfs(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "init")
-	build := exec.Command("go", "build", "-o", bin, "./testdata/init")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the test init: %v\n%s", err, out)
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w := cpio.Newc.Writer(&buf)
-	recs := []cpio.Record{
-		cpio.Directory("dev", 0o755),
-		cpio.CharDev("dev/console", 0o600, 5, 1),
-		cpio.StaticRecord(data, cpio.Info{Name: "init", Mode: cpio.S_IFREG | 0o755}),
-	}
-	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := cpio.WriteTrailer(w); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "initramfs.cpio")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// testInit is a PID 1 that echoes lines on ttyS1 until "poweroff".
+const testInit = "github.com/gridnode/gridnode/qemu/testdata/init"
 
 // TestBootKernel boots the kernel and the test init directly, and drives it
 // through its console and a second serial line until it powers off.
 func TestBootKernel(t *testing.T) {
-	needQEMU(t)
-	kernel, initrd := testKernel(t), testInitramfs(t)
+	boottest.NeedQEMU(t)
+	kernel, initrd := boottest.NeedKernel(t), boottest.Initramfs(t, testInit)
 	ctx := t.Context()
 	dir := t.TempDir()
-	vm, err := Start(ctx, Options{
-		Boot:         KernelBoot(kernel, initrd, "console=ttyS0 quiet panic=-1 no_timer_check"),
+	vm, err := qemu.Start(ctx, qemu.Options{
+		Boot:         qemu.KernelBoot(kernel, initrd, "console=ttyS0 quiet panic=-1 no_timer_check"),
 		Memory:       256,
 		NoNetwork:    true,
 		ExtraSerials: 1,
@@ -164,9 +90,9 @@ func TestBootKernel(t *testing.T) {
 }
 
 func TestStartReportsQEMUErrors(t *testing.T) {
-	needQEMU(t)
-	_, err := Start(t.Context(), Options{
-		Boot:      KernelBoot(testKernel(t), "", ""),
+	boottest.NeedQEMU(t)
+	_, err := qemu.Start(t.Context(), qemu.Options{
+		Boot:      qemu.KernelBoot(boottest.NeedKernel(t), "", ""),
 		NoNetwork: true,
 		Accel:     "tcg",
 		ExtraArgs: []string{"-device", "no-such-device"},
@@ -177,8 +103,8 @@ func TestStartReportsQEMUErrors(t *testing.T) {
 }
 
 func TestKillEndsTheVMAndExpect(t *testing.T) {
-	needQEMU(t)
-	vm, err := Start(t.Context(), Options{Boot: KernelBoot(testKernel(t), "", "console=ttyS0"), NoNetwork: true, Accel: "tcg"})
+	boottest.NeedQEMU(t)
+	vm, err := qemu.Start(t.Context(), qemu.Options{Boot: qemu.KernelBoot(boottest.NeedKernel(t), "", "console=ttyS0"), NoNetwork: true, Accel: "tcg"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gridnode/gridnode/internal/need"
 )
 
 func testImage(t *testing.T) (string, []File) {
@@ -49,28 +51,29 @@ func TestWriteIsValidAndReproducible(t *testing.T) {
 	if sha256.Sum256(a) != sha256.Sum256(b) {
 		t.Fatal("two writes of the same files differ")
 	}
-	if fsck, err := exec.LookPath("fsck.vfat"); err == nil {
-		out, err := exec.Command(fsck, "-n", p1).CombinedOutput()
+	fsck(t, p1)
+	mtype := need.Tool(t, "mtype")
+	for _, f := range files {
+		out, err := exec.Command(mtype, "-i", p1, "::"+f.Path).Output()
 		if err != nil {
-			t.Fatalf("fsck.vfat -n: %v\n%s", err, out)
+			t.Fatalf("mtype %s: %v", f.Path, err)
+		}
+		if !bytes.Equal(out, f.Data) {
+			t.Errorf("mtype %s: content differs (%d bytes, want %d)", f.Path, len(out), len(f.Data))
 		}
 	}
-	if mtype, err := exec.LookPath("mtype"); err == nil {
-		for _, f := range files {
-			out, err := exec.Command(mtype, "-i", p1, "::"+f.Path).Output()
-			if err != nil {
-				t.Fatalf("mtype %s: %v", f.Path, err)
-			}
-			if !bytes.Equal(out, f.Data) {
-				t.Errorf("mtype %s: content differs (%d bytes, want %d)", f.Path, len(out), len(f.Data))
-			}
-		}
+	out, _ := exec.Command(need.Tool(t, "blkid"), "-o", "value", "-s", "LABEL", p1).Output()
+	if string(bytes.TrimSpace(out)) != "GRIDNODE" {
+		t.Errorf("blkid label = %q, want GRIDNODE", out)
 	}
-	if blkid, err := exec.LookPath("blkid"); err == nil {
-		out, _ := exec.Command(blkid, "-o", "value", "-s", "LABEL", p1).Output()
-		if string(bytes.TrimSpace(out)) != "GRIDNODE" {
-			t.Errorf("blkid label = %q, want GRIDNODE", out)
-		}
+}
+
+// fsck checks the FAT file system in the image at p with dosfstools, the
+// oracle: a missing fsck.vfat fails the test under CI.
+func fsck(t *testing.T, p string) {
+	t.Helper()
+	if out, err := exec.Command(need.Tool(t, "fsck.vfat"), "-n", p).CombinedOutput(); err != nil {
+		t.Fatalf("fsck.vfat -n: %v\n%s", err, out)
 	}
 }
 
@@ -97,11 +100,9 @@ func TestLookupAndRewrite(t *testing.T) {
 	if err := WriteContent(f, c, []byte("farm=42\n")); err != nil {
 		t.Fatal(err)
 	}
-	if mtype, err := exec.LookPath("mtype"); err == nil {
-		out, err := exec.Command(mtype, "-i", p, "::gridnode.conf").Output()
-		if err != nil || string(out) != "farm=42\n" {
-			t.Fatalf("after rewrite: %q, %v", out, err)
-		}
+	out, err := exec.Command(need.Tool(t, "mtype"), "-i", p, "::gridnode.conf").Output()
+	if err != nil || string(out) != "farm=42\n" {
+		t.Fatalf("after rewrite: %q, %v", out, err)
 	}
 }
 
@@ -124,11 +125,7 @@ func TestAlign(t *testing.T) {
 	}
 	f.Truncate(im.Size())
 	f.Close()
-	if fsck, err := exec.LookPath("fsck.vfat"); err == nil {
-		if out, err := exec.Command(fsck, "-n", p).CombinedOutput(); err != nil {
-			t.Fatalf("fsck.vfat -n: %v\n%s", err, out)
-		}
-	}
+	fsck(t, p)
 	if _, err := New(nil, Options{Align: 3000}); err == nil {
 		t.Error("New accepted alignment 3000")
 	}

@@ -10,9 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gridnode/gridnode/build/internal/boottest"
 	"github.com/gridnode/gridnode/build/iso"
 	"github.com/gridnode/gridnode/build/mediaconf"
+	"github.com/gridnode/gridnode/internal/boottest"
+	"github.com/gridnode/gridnode/internal/need"
 	"github.com/gridnode/gridnode/qemu"
 )
 
@@ -69,73 +70,66 @@ func sum(t *testing.T, p string) [32]byte {
 	return s
 }
 
-// TestToolsAgree checks the image with xorriso, isoinfo, fdisk and
-// fsck.vfat where they are installed.
+// TestToolsAgree checks the image with xorriso, blkid, fsck.vfat and mtools,
+// the oracles: under CI a missing one fails the test.
 func TestToolsAgree(t *testing.T) {
 	in := boottest.Input(t)
 	p := image(t)
-	if x, err := exec.LookPath("xorriso"); err == nil {
-		out, err := exec.Command(x, "-indev", p, "-report_el_torito", "plain", "-report_system_area", "plain").CombinedOutput()
-		if err != nil {
-			t.Fatalf("xorriso: %v\n%s", err, out)
-		}
-		for _, want := range []string{"El Torito boot img :   1  BIOS  y   none", "El Torito boot img :   2  UEFI  y   none", "isohybrid"} {
-			if !bytes.Contains(out, []byte(want)) {
-				t.Errorf("xorriso report lacks %q:\n%s", want, out)
-			}
-		}
-		out, err = exec.Command(x, "-indev", p, "-find", "/", "-exec", "lsdl").CombinedOutput()
-		if err != nil {
-			t.Fatalf("xorriso -find: %v\n%s", err, out)
-		}
-		for _, want := range []string{"/boot/vmlinuz", "/boot/initrd", "/isolinux/isolinux.bin", "/gridnode.conf"} {
-			if !strings.Contains(strings.ToLower(string(out)), want) {
-				t.Errorf("xorriso lists no %s:\n%s", want, out)
-			}
-		}
-		conf := filepath.Join(t.TempDir(), "gridnode.conf")
-		if out, err := exec.Command(x, "-osirrox", "on", "-indev", p, "-extract", "/GRIDNODE.CONF", conf).CombinedOutput(); err != nil {
-			t.Fatalf("xorriso -extract: %v\n%s", err, out)
-		}
-		if got, _ := os.ReadFile(conf); !bytes.Equal(mediaconf.Strip(got), in.Config) {
-			t.Errorf("gridnode.conf in the ISO = %q, want %q", mediaconf.Strip(got), in.Config)
-		}
-		// Kernel and initramfs are extents inside the UKI: same bytes.
-		for isoPath, want := range map[string]string{"/BOOT/VMLINUZ": in.Kernel, "/BOOT/INITRD": in.Initrd} {
-			got := filepath.Join(t.TempDir(), "f")
-			if out, err := exec.Command(x, "-osirrox", "on", "-indev", p, "-extract", isoPath, got).CombinedOutput(); err != nil {
-				t.Fatalf("xorriso -extract %s: %v\n%s", isoPath, err, out)
-			}
-			a, _ := os.ReadFile(got)
-			b, _ := os.ReadFile(want)
-			if !bytes.Equal(a, b) {
-				t.Errorf("%s in the ISO (%d bytes) differs from %s (%d bytes)", isoPath, len(a), want, len(b))
-			}
+	x := need.Tool(t, "xorriso")
+	out, err := exec.Command(x, "-indev", p, "-report_el_torito", "plain", "-report_system_area", "plain").CombinedOutput()
+	if err != nil {
+		t.Fatalf("xorriso: %v\n%s", err, out)
+	}
+	for _, want := range []string{"El Torito boot img :   1  BIOS  y   none", "El Torito boot img :   2  UEFI  y   none", "isohybrid"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("xorriso report lacks %q:\n%s", want, out)
 		}
 	}
-	if blkid, err := exec.LookPath("blkid"); err == nil {
-		out, _ := exec.Command(blkid, "-p", "-o", "export", p).Output()
-		if !bytes.Contains(out, []byte("LABEL=GRIDNODE")) {
-			t.Errorf("blkid: no label GRIDNODE:\n%s", out)
+	out, err = exec.Command(x, "-indev", p, "-find", "/", "-exec", "lsdl").CombinedOutput()
+	if err != nil {
+		t.Fatalf("xorriso -find: %v\n%s", err, out)
+	}
+	for _, want := range []string{"/boot/vmlinuz", "/boot/initrd", "/isolinux/isolinux.bin", "/gridnode.conf"} {
+		if !strings.Contains(strings.ToLower(string(out)), want) {
+			t.Errorf("xorriso lists no %s:\n%s", want, out)
 		}
 	}
-	if fsck, err := exec.LookPath("fsck.vfat"); err == nil {
-		start, size := efiPartition(t, p)
-		fatImg := filepath.Join(t.TempDir(), "efi.img")
-		data := make([]byte, size)
-		f, _ := os.Open(p)
-		f.ReadAt(data, start)
-		f.Close()
-		os.WriteFile(fatImg, data, 0o644)
-		if out, err := exec.Command(fsck, "-n", fatImg).CombinedOutput(); err != nil {
-			t.Errorf("fsck.vfat -n on the EFI partition: %v\n%s", err, out)
+	conf := filepath.Join(t.TempDir(), "gridnode.conf")
+	if out, err := exec.Command(x, "-osirrox", "on", "-indev", p, "-extract", "/GRIDNODE.CONF", conf).CombinedOutput(); err != nil {
+		t.Fatalf("xorriso -extract: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(conf); !bytes.Equal(mediaconf.Strip(got), in.Config) {
+		t.Errorf("gridnode.conf in the ISO = %q, want %q", mediaconf.Strip(got), in.Config)
+	}
+	// Kernel and initramfs are extents inside the UKI: same bytes.
+	for isoPath, want := range map[string]string{"/BOOT/VMLINUZ": in.Kernel, "/BOOT/INITRD": in.Initrd} {
+		got := filepath.Join(t.TempDir(), "f")
+		if out, err := exec.Command(x, "-osirrox", "on", "-indev", p, "-extract", isoPath, got).CombinedOutput(); err != nil {
+			t.Fatalf("xorriso -extract %s: %v\n%s", isoPath, err, out)
 		}
-		if mtype, err := exec.LookPath("mtype"); err == nil {
-			out, err := exec.Command(mtype, "-i", fatImg, "::gridnode.conf").Output()
-			if err != nil || !bytes.Equal(mediaconf.Strip(out), in.Config) {
-				t.Errorf("gridnode.conf in the EFI image = %q (%v), want %q", out, err, in.Config)
-			}
+		a, _ := os.ReadFile(got)
+		b, _ := os.ReadFile(want)
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s in the ISO (%d bytes) differs from %s (%d bytes)", isoPath, len(a), want, len(b))
 		}
+	}
+	out, _ = exec.Command(need.Tool(t, "blkid"), "-p", "-o", "export", p).Output()
+	if !bytes.Contains(out, []byte("LABEL=GRIDNODE")) {
+		t.Errorf("blkid: no label GRIDNODE:\n%s", out)
+	}
+	start, size := efiPartition(t, p)
+	fatImg := filepath.Join(t.TempDir(), "efi.img")
+	data := make([]byte, size)
+	f, _ := os.Open(p)
+	f.ReadAt(data, start)
+	f.Close()
+	os.WriteFile(fatImg, data, 0o644)
+	if out, err := exec.Command(need.Tool(t, "fsck.vfat"), "-n", fatImg).CombinedOutput(); err != nil {
+		t.Errorf("fsck.vfat -n on the EFI partition: %v\n%s", err, out)
+	}
+	out, err = exec.Command(need.Tool(t, "mtype"), "-i", fatImg, "::gridnode.conf").Output()
+	if err != nil || !bytes.Equal(mediaconf.Strip(out), in.Config) {
+		t.Errorf("gridnode.conf in the EFI image = %q (%v), want %q", out, err, in.Config)
 	}
 }
 
@@ -163,9 +157,7 @@ func efiPartition(t *testing.T, p string) (start, size int64) {
 // El Torito sector count can say (32 MiB): the count is 0 and firmware
 // takes the rest of the volume, which the FAT image ends.
 func TestBootCDROMUEFILarge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("QEMU boot: not in -short")
-	}
+	boottest.NeedQEMU(t)
 	in := boottest.Input(t)
 	dir := t.TempDir()
 	// The kernel skips zeros between and after cpio archives.

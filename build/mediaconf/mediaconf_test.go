@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gridnode/gridnode/build/internal/boottest"
 	"github.com/gridnode/gridnode/build/iso"
 	"github.com/gridnode/gridnode/build/mediaconf"
 	"github.com/gridnode/gridnode/build/usb"
+	"github.com/gridnode/gridnode/internal/boottest"
 	"github.com/gridnode/gridnode/node/config"
 )
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gridnode/gridnode/build/release"
 	"github.com/gridnode/gridnode/build/spec"
+	"github.com/gridnode/gridnode/internal/need"
 )
 
 // releaseDir makes a small release folder with a subfolder.
@@ -71,17 +72,15 @@ func TestChecksums(t *testing.T) {
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("SHA256SUMS lists %v, want %v", names, want)
 	}
-	if _, err := exec.LookPath("sha256sum"); err != nil {
-		t.Skip("sha256sum not installed")
-	}
-	cmd := exec.Command("sha256sum", "--strict", "-c", "SHA256SUMS")
+	sha256sum := need.Tool(t, "sha256sum")
+	cmd := exec.Command(sha256sum, "--strict", "-c", "SHA256SUMS")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sha256sum -c: %v\n%s", err, out)
 	}
 	// And it catches a changed file.
 	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("tampered"), 0o644)
-	cmd = exec.Command("sha256sum", "--quiet", "-c", "SHA256SUMS")
+	cmd = exec.Command(sha256sum, "--quiet", "-c", "SHA256SUMS")
 	cmd.Dir = dir
 	if err := cmd.Run(); err == nil {
 		t.Error("sha256sum -c accepted a changed file")

@@ -10,8 +10,9 @@ import (
 	"testing"
 
 	"github.com/gridnode/gridnode/build/fat"
-	"github.com/gridnode/gridnode/build/internal/boottest"
 	"github.com/gridnode/gridnode/build/uki"
+	"github.com/gridnode/gridnode/internal/boottest"
+	"github.com/gridnode/gridnode/internal/need"
 	"github.com/gridnode/gridnode/qemu"
 )
 
@@ -70,18 +71,20 @@ func TestSectionsAndReproducible(t *testing.T) {
 	if oh.SizeOfImage < end {
 		t.Errorf("SizeOfImage %#x < end of sections %#x", oh.SizeOfImage, end)
 	}
-	if objdump, err := exec.LookPath("objdump"); err == nil {
-		if out, err := exec.Command(objdump, "-h", a).CombinedOutput(); err != nil {
-			t.Errorf("objdump -h: %v\n%s", err, out)
+	out, err := exec.Command(need.Tool(t, "objdump"), "-h", a).CombinedOutput()
+	if err != nil {
+		t.Errorf("objdump -h: %v\n%s", err, out)
+	}
+	for _, s := range []string{".osrel", ".cmdline", ".initrd", ".linux"} {
+		if !bytes.Contains(out, []byte(s)) {
+			t.Errorf("objdump -h lists no section %s:\n%s", s, out)
 		}
 	}
 }
 
 // TestBootsOnOVMF boots the UKI as EFI/BOOT/BOOTX64.EFI from a FAT disk.
 func TestBootsOnOVMF(t *testing.T) {
-	if testing.Short() {
-		t.Skip("QEMU boot: not in -short")
-	}
+	boottest.NeedQEMU(t)
 	in := boottest.Input(t)
 	dir := t.TempDir()
 	efi := filepath.Join(dir, "BOOTX64.EFI")

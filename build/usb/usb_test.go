@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gridnode/gridnode/build/internal/boottest"
 	"github.com/gridnode/gridnode/build/mediaconf"
 	"github.com/gridnode/gridnode/build/usb"
+	"github.com/gridnode/gridnode/internal/boottest"
+	"github.com/gridnode/gridnode/internal/need"
 )
 
 func write(t *testing.T) string {
@@ -31,7 +32,8 @@ func TestReproducible(t *testing.T) {
 	}
 }
 
-// TestLayout checks the GPT and the ESP with the tools that are installed.
+// TestLayout checks the GPT and the ESP, with xorriso, dosfstools, mtools
+// and blkid as oracles (under CI a missing one fails the test).
 func TestLayout(t *testing.T) {
 	in := boottest.Input(t)
 	p := write(t)
@@ -53,38 +55,30 @@ func TestLayout(t *testing.T) {
 	if string(img[len(img)-512:len(img)-504]) != "EFI PART" {
 		t.Fatal("no backup GPT header at the last LBA")
 	}
-	if x, err := exec.LookPath("xorriso"); err == nil {
-		out, err := exec.Command(x, "-indev", p, "-report_system_area", "plain").CombinedOutput()
-		if err != nil {
-			t.Fatalf("xorriso: %v\n%s", err, out)
-		}
-		for _, want := range []string{"GPT", "isohybrid"} {
-			if !bytes.Contains(out, []byte(want)) {
-				t.Errorf("xorriso report lacks %q:\n%s", want, out)
-			}
+	out, err := exec.Command(need.Tool(t, "xorriso"), "-indev", p, "-report_system_area", "plain").CombinedOutput()
+	if err != nil {
+		t.Fatalf("xorriso: %v\n%s", err, out)
+	}
+	for _, want := range []string{"GPT", "isohybrid"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("xorriso report lacks %q:\n%s", want, out)
 		}
 	}
 	espPath := filepath.Join(t.TempDir(), "esp.img")
 	os.WriteFile(espPath, esp, 0o644)
-	if fsck, err := exec.LookPath("fsck.vfat"); err == nil {
-		if out, err := exec.Command(fsck, "-n", espPath).CombinedOutput(); err != nil {
-			t.Errorf("fsck.vfat -n on the ESP: %v\n%s", err, out)
-		}
+	if out, err := exec.Command(need.Tool(t, "fsck.vfat"), "-n", espPath).CombinedOutput(); err != nil {
+		t.Errorf("fsck.vfat -n on the ESP: %v\n%s", err, out)
 	}
-	if mtype, err := exec.LookPath("mtype"); err == nil {
-		out, err := exec.Command(mtype, "-i", espPath, "::gridnode.conf").Output()
-		if err != nil || !bytes.Equal(mediaconf.Strip(out), in.Config) {
-			t.Errorf("gridnode.conf on the ESP = %q (%v), want %q", out, err, in.Config)
-		}
-		if out, err := exec.Command("mdir", "-i", espPath, "::EFI/BOOT").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("BOOTX64")) {
-			t.Errorf("mdir EFI/BOOT: %v\n%s", err, out)
-		}
+	out, err = exec.Command(need.Tool(t, "mtype"), "-i", espPath, "::gridnode.conf").Output()
+	if err != nil || !bytes.Equal(mediaconf.Strip(out), in.Config) {
+		t.Errorf("gridnode.conf on the ESP = %q (%v), want %q", out, err, in.Config)
 	}
-	if blkid, err := exec.LookPath("blkid"); err == nil {
-		out, _ := exec.Command(blkid, "-p", "-o", "export", espPath).Output()
-		if !bytes.Contains(out, []byte("LABEL=GRIDNODE\n")) {
-			t.Errorf("blkid: ESP label is not GRIDNODE:\n%s", out)
-		}
+	if out, err := exec.Command(need.Tool(t, "mdir"), "-i", espPath, "::EFI/BOOT").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("BOOTX64")) {
+		t.Errorf("mdir EFI/BOOT: %v\n%s", err, out)
+	}
+	out, _ = exec.Command(need.Tool(t, "blkid"), "-p", "-o", "export", espPath).Output()
+	if !bytes.Contains(out, []byte("LABEL=GRIDNODE\n")) {
+		t.Errorf("blkid: ESP label is not GRIDNODE:\n%s", out)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/gridnode/gridnode/build/pxe"
 	"github.com/gridnode/gridnode/build/pxe/pxetest"
 	"github.com/gridnode/gridnode/grid/netboot"
+	"github.com/gridnode/gridnode/internal/need"
 )
 
 // The farm network inside the test's own network namespace.
@@ -45,15 +46,9 @@ const (
 // the namespace and the tap device).
 func TestPXEFlow(t *testing.T) {
 	pxetest.Skip(t)
-	if os.Geteuid() != 0 {
-		pxetest.Need(t, "needs root for a network namespace and a tap device")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		pxetest.Need(t, "ip (iproute2) not installed")
-	}
-	if _, err := os.Stat(media.DebIPXEEFI); err != nil {
-		pxetest.Need(t, "%s missing (Debian package ipxe)", media.DebIPXEEFI)
-	}
+	need.Root(t, "a network namespace and a tap device")
+	need.Tool(t, "ip")
+	need.File(t, media.DebIPXEEFI, "ipxe")
 	uefi := pxetest.UEFI(t)
 	dir := filepath.Join(t.TempDir(), "pxe")
 	in := media.Input{

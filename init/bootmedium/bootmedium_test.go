@@ -6,15 +6,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gridnode/gridnode/internal/need"
 	"github.com/gridnode/gridnode/node/fact"
 )
 
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed (Debian package dosfstools / xorriso)", name)
-	}
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(need.Tool(t, name), args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gridnode/gridnode/internal/need"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
@@ -19,17 +20,12 @@ import (
 // appearing in devtmpfs, a kernel mount, then the second boot finding the
 // cache by label. It needs root and losetup.
 func TestCacheOnABlockDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a loop device and a mount")
-	}
-	losetup, err := exec.LookPath("losetup")
-	if err != nil {
-		t.Skip("losetup not installed")
-	}
+	need.Root(t, "a loop device and a mount")
+	losetup := need.Tool(t, "losetup")
 	img := blank(t, filepath.Join(t.TempDir(), "disk"), 96*mib)
 	out, err := exec.Command(losetup, "--find", "--show", "--partscan", img).CombinedOutput()
 	if err != nil {
-		t.Skipf("no loop device here: %v: %s", err, out)
+		need.Missing(t, "no loop device here: %v: %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command(losetup, "-d", dev).Run() })

@@ -11,26 +11,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gridnode/gridnode/internal/need"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 )
 
 const mib = 1 << 20
 
-func need(t *testing.T, tool string) string {
-	t.Helper()
-	for _, dir := range []string{"", "/sbin/", "/usr/sbin/"} {
-		if p, err := exec.LookPath(dir + tool); err == nil {
-			return p
-		}
-	}
-	t.Skipf("%s not installed (Debian package e2fsprogs or dosfstools)", tool)
-	return ""
-}
-
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(need(t, name), args...).CombinedOutput()
+	out, err := exec.Command(need.Tool(t, name), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}

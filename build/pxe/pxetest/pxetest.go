@@ -4,12 +4,12 @@
 // QEMU runner that waits for a console line with a deadline.
 //
 // Tests that use it skip under go test -short, and when QEMU, OVMF or the
-// kernel package is missing, except under CI, where those fail the test.
+// kernel package is missing, except under CI, where those fail the test
+// (internal/need).
 package pxetest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"os"
@@ -20,37 +20,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/u-root/u-root/pkg/cpio"
-
-	"github.com/gridnode/gridnode/build/internal/boottest"
+	"github.com/gridnode/gridnode/internal/boottest"
+	"github.com/gridnode/gridnode/internal/need"
+	"github.com/gridnode/gridnode/qemu"
 )
 
 // Hello is the first line the test init prints; its second line is
 // "cmdline: " and the contents of /proc/cmdline.
-const Hello = "hello from init"
+const Hello = boottest.Hello
 
-// OVMFCode is the UEFI firmware (Debian package ovmf).
-const (
-	OVMFCode = "/usr/share/OVMF/OVMF_CODE.fd"
-	OVMFVars = "/usr/share/OVMF/OVMF_VARS.fd"
-)
-
-// Skip skips t when it cannot boot a guest here.
+// Skip skips t when it cannot boot a guest here (under go test -short, or
+// without QEMU outside CI; under CI a missing QEMU fails it).
 func Skip(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("QEMU boot test skipped under -short")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		boottest.Need(t, "qemu-system-x86_64 not installed (Debian package qemu-system-x86)")
-	}
-}
-
-// Need skips t for want of what format says, or fails it under CI, where
-// every boot test must run (see boottest.Need).
-func Need(t testing.TB, format string, args ...any) {
-	t.Helper()
-	boottest.Need(t, format, args...)
+	boottest.NeedQEMU(t)
 }
 
 // Kernel returns the path of the Debian kernel the image builder uses,
@@ -58,89 +41,22 @@ func Need(t testing.TB, format string, args ...any) {
 // (boottest.Kernel).
 func Kernel(t testing.TB) string {
 	t.Helper()
-	k, err := boottest.Kernel()
-	if err != nil {
-		boottest.Need(t, "%v", err)
-	}
-	return k
+	return boottest.NeedKernel(t)
 }
 
-const initSource = `package main
-
-import (
-	"fmt"
-	"os"
-	"syscall"
-)
-
-func main() {
-	fmt.Println("` + Hello + `")
-	if err := syscall.Mount("proc", "/proc", "proc", 0, ""); err != nil {
-		fmt.Println("mount /proc:", err)
-	}
-	b, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		fmt.Println("read /proc/cmdline:", err)
-	}
-	fmt.Printf("cmdline: %s", b)
-	syscall.Sync()
-	syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
-	select {}
-}
-`
-
-// Initramfs compiles the test init (static, stdlib only) and packs it into
-// an uncompressed newc cpio in a temporary folder, returning its path.
+// Initramfs returns the test initramfs: an uncompressed newc cpio whose
+// init prints Hello and its command line, then powers off.
 func Initramfs(t testing.TB) string {
 	t.Helper()
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module testinit\n\ngo 1.22\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(initSource), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(src, "init")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off", "GOFLAGS=-buildvcs=false")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build test init: %v: %s", err, b)
-	}
-	initBin, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w := cpio.Newc.Writer(&buf)
-	recs := []cpio.Record{
-		cpio.Directory("dev", 0o755),
-		cpio.CharDev("dev/console", 0o600, 5, 1),
-		cpio.Directory("proc", 0o755),
-		cpio.StaticFile("init", string(initBin), 0o755),
-	}
-	cpio.MakeAllReproducible(recs)
-	if err := cpio.WriteRecords(w, recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := cpio.WriteTrailer(w); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "initrd")
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return boottest.Initramfs(t, boottest.TestInit)
 }
 
 // UEFI returns the QEMU arguments that boot the guest with OVMF.
 func UEFI(t testing.TB) []string {
 	t.Helper()
-	if _, err := os.Stat(OVMFCode); err != nil {
-		boottest.Need(t, "%s missing (Debian package ovmf)", OVMFCode)
-	}
+	need.File(t, qemu.OVMFCode, "ovmf")
 	vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
-	b, err := os.ReadFile(OVMFVars)
+	b, err := os.ReadFile(qemu.OVMFVars)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +64,7 @@ func UEFI(t testing.TB) []string {
 		t.Fatal(err)
 	}
 	return []string{
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + OVMFCode,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + qemu.OVMFCode,
 		"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
 	}
 }
