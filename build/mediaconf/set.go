@@ -189,12 +189,10 @@ func Edit(text []byte, kvs []string) ([]byte, error) {
 		lines = strings.Split(s, "\n")
 	}
 	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
+		k, v, ok, err := config.ConfLine(kv)
+		if err != nil || !ok {
 			return nil, fmt.Errorf("%q is not key=value", kv)
 		}
-		k = strings.TrimPrefix(strings.TrimSpace(k), "gridnode.")
-		v = strings.TrimSpace(v)
 		var probe config.Node
 		if err := config.Set(&probe, k, v); err != nil {
 			return nil, err
@@ -203,8 +201,7 @@ func Edit(text []byte, kvs []string) ([]byte, error) {
 		done := false
 		var out []string
 		for _, l := range lines {
-			lk, _, ok := strings.Cut(strings.TrimSpace(l), "=")
-			if ok && !strings.HasPrefix(strings.TrimSpace(l), "#") && strings.TrimPrefix(strings.TrimSpace(lk), "gridnode.") == k {
+			if lk, _, ok, _ := config.ConfLine(l); ok && lk == k {
 				if !done {
 					out = append(out, line)
 					done = true

@@ -1,21 +1,21 @@
 // Package spec reads image specifications: the YAML a release engineer edits
-// (images/node.yaml). Decoding is strict: an unknown key or a bad value is an
-// error naming the file, the line and what is allowed.
+// (images/node.yaml). Decoding is strict (internal/strictyaml): an unknown
+// key or a bad value is an error naming the file, the line and what is
+// allowed.
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/gridnode/gridnode/build/kernel"
+	"github.com/gridnode/gridnode/internal/strictyaml"
 	"github.com/gridnode/gridnode/node/config"
-	"gopkg.in/yaml.v3"
 )
 
 // Spec is one image specification.
@@ -41,9 +41,8 @@ type Spec struct {
 	// which relative paths in the spec are resolved.
 	File string `yaml:"-"`
 	Dir  string `yaml:"-"`
-	// Lines maps a key path ("drivers", "kernel") to its line, for errors
-	// found after decoding.
-	Lines map[string]int `yaml:"-"`
+	// lines says where each key is, for errors found after decoding.
+	lines strictyaml.Lines
 }
 
 // Firmware names the firmware packages.
@@ -70,38 +69,25 @@ func Load(path string) (*Spec, error) {
 
 // Parse decodes and checks a spec; file names it in errors.
 func Parse(file string, b []byte) (*Spec, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, lineErr(file, err)
-	}
-	if len(root.Content) == 0 {
+	s := &Spec{File: file, Dir: filepath.Dir(file), Node: config.Default()}
+	lines, err := strictyaml.DecodeLines(file, b, s)
+	if errors.Is(err, strictyaml.ErrEmpty) {
 		return nil, fmt.Errorf("%s: empty spec; it needs at least kernel and drivers", file)
 	}
-	doc := root.Content[0]
-	s := &Spec{File: file, Dir: filepath.Dir(file), Lines: map[string]int{}}
-	if err := checkKeys(file, doc, reflect.TypeOf(*s), "", s.Lines); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	s.Node = config.Default()
-	if err := doc.Decode(s); err != nil {
-		return nil, lineErr(file, err)
-	}
+	s.lines = lines
 	if err := s.check(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Spec) at(key string) string {
-	if l, ok := s.Lines[key]; ok {
-		return fmt.Sprintf("%s:%d", s.File, l)
-	}
-	return s.File
-}
-
-// Errorf formats an error about key, prefixed with the file and line of key.
+// Errorf formats an error about key (a key path: "drivers", "files[2]"),
+// prefixed with the file and line of key.
 func (s *Spec) Errorf(key, format string, a ...any) error {
-	return fmt.Errorf("%s: %s", s.at(key), fmt.Sprintf(format, a...))
+	return s.lines.Errorf(key, format, a...)
 }
 
 func (s *Spec) check() error {
@@ -159,82 +145,4 @@ func (s *Spec) Path(p string) string {
 		return p
 	}
 	return filepath.Join(s.Dir, p)
-}
-
-var yamlLine = regexp.MustCompile(`line (\d+): `)
-
-// lineErr turns yaml.v3's "yaml: line N: msg" into "file:N: msg".
-func lineErr(file string, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	var out []string
-	for _, l := range strings.Split(msg, "\n") {
-		l = strings.TrimSpace(l)
-		if m := yamlLine.FindStringSubmatchIndex(l); m != nil && m[0] == 0 {
-			out = append(out, fmt.Sprintf("%s:%s: %s", file, l[m[2]:m[3]], l[m[1]:]))
-		} else if l != "" {
-			out = append(out, file+": "+l)
-		}
-	}
-	return fmt.Errorf("%s", strings.Join(out, "\n"))
-}
-
-// checkKeys walks a mapping node against struct type t and refuses keys the
-// struct does not have, naming the allowed ones; it records each key's line.
-func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string, lines map[string]int) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch {
-	case isText(t) && n.Kind == yaml.ScalarNode:
-		// yaml.v3 drops the line from a TextUnmarshaler's error: check here.
-		v := reflect.New(t).Interface().(interface{ UnmarshalText([]byte) error })
-		if err := v.UnmarshalText([]byte(n.Value)); err != nil {
-			return fmt.Errorf("%s:%d: %s: %v", file, n.Line, prefix, err)
-		}
-	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode && !isText(t):
-		fields := map[string]reflect.Type{}
-		var allowed []string
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if name == "" || name == "-" {
-				continue
-			}
-			fields[name] = f.Type
-			allowed = append(allowed, name)
-		}
-		sort.Strings(allowed)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			ft, ok := fields[k.Value]
-			where := strings.TrimPrefix(prefix+"."+k.Value, ".")
-			if !ok {
-				in := "at the top level"
-				if prefix != "" {
-					in = "in " + prefix
-				}
-				return fmt.Errorf("%s:%d: unknown key %q %s; allowed keys: %s", file, k.Line, k.Value, in, strings.Join(allowed, ", "))
-			}
-			lines[where] = k.Line
-			if err := checkKeys(file, v, ft, where, lines); err != nil {
-				return err
-			}
-		}
-	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
-		for i, c := range n.Content {
-			where := fmt.Sprintf("%s[%d]", prefix, i)
-			lines[where] = c.Line
-			if err := checkKeys(file, c, t.Elem(), where, lines); err != nil {
-				return err
-			}
-		}
-	case t.Kind() == reflect.Struct && n.Kind != yaml.MappingNode && !isText(t):
-		return fmt.Errorf("%s:%d: %s must be a mapping of keys", file, n.Line, prefix)
-	}
-	return nil
-}
-
-func isText(t reflect.Type) bool {
-	return reflect.PointerTo(t).Implements(reflect.TypeOf((*interface{ UnmarshalText([]byte) error })(nil)).Elem())
 }

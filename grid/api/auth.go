@@ -76,12 +76,3 @@ func ParseAuthHeader(h string) (challenge []byte, ts int64, twin uint64, sig []b
 	}
 	return challenge, ts, twin, sig, nil
 }
-
-// Networks maps a public network name to its registrar base URL, so a farmer
-// can name a network instead of a URL.
-var Networks = map[string]string{
-	"dev":  "http://registrar.dev4.grid.tf",
-	"test": "http://registrar.test4.grid.tf",
-	"qa":   "https://registrar.qa4.grid.tf",
-	"main": "https://registrar.prod4.threefold.me",
-}

@@ -30,14 +30,15 @@ import (
 // registrar run on the same machine (`gridnode registrar`).
 const DefaultRegistrar = "http://127.0.0.1:8080"
 
-// ResolveRegistrar turns a network name (dev, test, qa, main) into its
-// registrar URL, and "" into DefaultRegistrar; a URL stays as it is.
+// ResolveRegistrar is api.ResolveRegistrar with "" meaning DefaultRegistrar;
+// a value that is no registrar comes back trimmed, for client.New to say
+// what is wrong with it.
 func ResolveRegistrar(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return DefaultRegistrar
 	}
-	if u, ok := api.Networks[s]; ok {
+	if u, err := api.ResolveRegistrar(s); err == nil {
 		return u
 	}
 	return s

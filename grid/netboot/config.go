@@ -1,16 +1,14 @@
 package netboot
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"github.com/gridnode/gridnode/internal/strictyaml"
 )
 
 // Config is the netboot configuration file (--config netboot.yaml): the
@@ -47,42 +45,22 @@ func LoadConfig(path string) (Config, error) {
 // ParseConfig is LoadConfig on bytes; name is used in errors.
 func ParseConfig(name string, b []byte) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("netboot: %s: %w", name, err)
+	lines, err := strictyaml.DecodeLines(name, b, &c)
+	if err != nil && !errors.Is(err, strictyaml.ErrEmpty) {
+		return Config{}, fmt.Errorf("netboot: %w", err)
 	}
 	// Check the MACs, and key the map by the canonical form so lookups
 	// match whatever spelling the file used.
-	var node yaml.Node
-	_ = yaml.Unmarshal(b, &node)
 	machines := make(map[string]Machine, len(c.Machines))
 	for k, m := range c.Machines {
 		hw, err := net.ParseMAC(k)
 		if err != nil {
-			return Config{}, fmt.Errorf("netboot: %s:%d: machine %q: not a MAC address (want 52:54:00:12:34:56)", name, keyLine(&node, k), k)
+			return Config{}, fmt.Errorf("netboot: %w", lines.Errorf("machines."+k, "machine %q: not a MAC address (want 52:54:00:12:34:56)", k))
 		}
 		machines[hw.String()] = m
 	}
 	c.Machines = machines
 	return c, nil
-}
-
-// keyLine finds the line of a mapping key in a YAML document, for errors.
-func keyLine(n *yaml.Node, key string) int {
-	if n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i].Line
-			}
-		}
-	}
-	for _, c := range n.Content {
-		if l := keyLine(c, key); l > 0 {
-			return l
-		}
-	}
-	return 0
 }
 
 // For returns the machine entry for mac: its own, filled in from the

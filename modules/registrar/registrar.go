@@ -51,6 +51,7 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
+	"github.com/gridnode/gridnode/internal/backoff"
 	"github.com/gridnode/gridnode/internal/roots"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
@@ -79,6 +80,11 @@ const (
 	BackoffMin  = time.Second
 )
 
+// Retry is the schedule after a failure: full jitter, so a million nodes
+// that lost the registrar at the same moment do not come back at the same
+// moment.
+var Retry = backoff.Policy{Base: BackoffBase, Max: BackoffCap, Min: BackoffMin, Jitter: true}
+
 // module is one run of the registrar module. The function fields are what
 // tests replace.
 type module struct {
@@ -106,7 +112,6 @@ type module struct {
 	// nil when the node must be (re)checked.
 	reported *api.UpdateNode
 	hint     Registration
-	attempt  int
 }
 
 // Run is the module's entry point (see the package comment).
@@ -135,16 +140,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// ResolveURL turns a network name (dev, test, qa, main) into its registrar
-// URL and leaves a URL as it is.
-func ResolveURL(s string) string {
-	s = strings.TrimSpace(s)
-	if u, ok := api.Networks[s]; ok {
-		return u
-	}
-	return s
-}
-
 func (m *module) publish() {
 	if m.fact == m.written && !lastUptimeChanged(m.fact, m.written) {
 		return
@@ -164,7 +159,7 @@ func lastUptimeChanged(a, b fact.Registrar) bool {
 }
 
 func (m *module) run(ctx context.Context) error {
-	m.url = ResolveURL(m.cfg.Registrar)
+	m.url = m.cfg.RegistrarURL()
 	m.fact = fact.Registrar{URL: m.url, FarmID: m.cfg.Farm, State: fact.RegStarting}
 	m.written = fact.Registrar{State: "unpublished"}
 	m.publish()
@@ -186,21 +181,22 @@ func (m *module) run(ctx context.Context) error {
 		m.publish()
 		return err
 	}
+	retry := backoff.Counter{Policy: Retry}
+	retry.Rand = m.rand
 	for {
 		next, err := m.step(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			m.attempt++
-			d := Backoff(m.attempt, m.rand)
+			d := retry.Next()
 			msg := describe(m.url, err)
 			m.log.Warn(fmt.Sprintf("%s; retrying in %s", msg, d.Round(time.Second)))
 			m.fact.State, m.fact.LastError, m.fact.RetryIn = fact.RegError, msg, int64(d.Round(time.Second)/time.Second)
 			m.publish()
 			next = d
 		} else {
-			m.attempt = 0
+			retry.Reset()
 		}
 		if err := m.sleep(ctx, next); err != nil || ctx.Err() != nil {
 			return nil
@@ -543,23 +539,12 @@ func SerialNumber(dmi string, pub ed25519.PublicKey) string {
 	return "gn-" + hex.EncodeToString(h[:8])
 }
 
-// Backoff is how long to wait before retry number attempt (from 1): a
-// uniformly random time up to BackoffBase·2^(attempt-1), capped at
-// BackoffCap ("full jitter", so a million nodes that lost the registrar at
-// the same moment do not come back at the same moment), and at least
-// BackoffMin. rnd returns a number in [0, 1).
+// Backoff is how long to wait before retry number attempt (from 1) with
+// Retry, drawing the jitter from rnd (a number in [0, 1)).
 func Backoff(attempt int, rnd func() float64) time.Duration {
-	ceil := BackoffCap
-	if attempt < 1 {
-		attempt = 1
-	}
-	if attempt < 20 {
-		if c := BackoffBase << (attempt - 1); c < ceil {
-			ceil = c
-		}
-	}
-	d := time.Duration(rnd() * float64(ceil))
-	return max(d, BackoffMin)
+	p := Retry
+	p.Rand = rnd
+	return p.Delay(attempt)
 }
 
 // procUptime reads the seconds since boot from /proc/uptime.

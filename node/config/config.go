@@ -7,16 +7,15 @@
 package config
 
 import (
+	"errors"
 	"fmt"
-	"net/url"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
-	"gopkg.in/yaml.v3"
+	"github.com/gridnode/gridnode/internal/strictyaml"
 )
 
 // ImagePath is where the builder puts the baked-in configuration.
@@ -94,12 +93,14 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// RegistrarURL resolves Registrar to a base URL (a network name to its URL).
+// RegistrarURL resolves Registrar to a base URL (a network name to its URL,
+// see api.ResolveRegistrar); a value that is no registrar (Validate refuses
+// it) comes back trimmed, for the registrar module to say what is wrong.
 func (n Node) RegistrarURL() string {
-	if u, ok := api.Networks[n.Registrar]; ok {
+	if u, err := api.ResolveRegistrar(n.Registrar); err == nil {
 		return u
 	}
-	return strings.TrimRight(n.Registrar, "/")
+	return strings.TrimSpace(n.Registrar)
 }
 
 // Validate checks values that YAML types alone do not.
@@ -110,11 +111,8 @@ func (n Node) Validate() error {
 		return fmt.Errorf("flavour %q: allowed values are node, debug", n.Flavour)
 	}
 	if n.Registrar != "" {
-		if _, ok := api.Networks[n.Registrar]; !ok {
-			u, err := url.Parse(n.Registrar)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("registrar %q: want http(s)://HOST[:PORT] or one of %s", n.Registrar, strings.Join(networkNames(), ", "))
-			}
+		if _, err := api.ResolveRegistrar(n.Registrar); err != nil {
+			return err
 		}
 	}
 	if n.Network != "dhcp" && !strings.HasPrefix(n.Network, "static:") {
@@ -134,15 +132,6 @@ func (n Node) Validate() error {
 		}
 	}
 	return nil
-}
-
-func networkNames() []string {
-	var l []string
-	for k := range api.Networks {
-		l = append(l, k)
-	}
-	sort.Strings(l)
-	return l
 }
 
 // Static is a static network configuration.
@@ -174,36 +163,17 @@ func ReadImage(n *Node, path string) error {
 	return DecodeYAML(n, path, b)
 }
 
-// DecodeYAML decodes b (named file for errors) over n strictly.
+// DecodeYAML decodes b (named file for errors) over n strictly
+// (internal/strictyaml: file:line, the allowed keys); an empty file sets
+// nothing.
 func DecodeYAML(n *Node, file string, b []byte) error {
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(n); err != nil && err.Error() != "EOF" {
-		return fmt.Errorf("%s: %w", file, err)
+	if err := strictyaml.Decode(file, b, n); err != nil && !errors.Is(err, strictyaml.ErrEmpty) {
+		return err
 	}
 	if err := n.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	return nil
-}
-
-// ApplyKV applies key=value settings (keys without the "gridnode." prefix, as
-// in a boot medium's gridnode.conf; blank lines and # comments are skipped).
-func ApplyKV(n *Node, file string, text string) error {
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return fmt.Errorf("%s:%d: %q is not key=value", file, i+1, line)
-		}
-		if err := Set(n, strings.TrimPrefix(strings.TrimSpace(k), "gridnode."), strings.TrimSpace(v)); err != nil {
-			return fmt.Errorf("%s:%d: %w", file, i+1, err)
-		}
-	}
-	return n.Validate()
 }
 
 // ApplyCmdline applies the gridnode.* keys of a kernel command line. Unknown
