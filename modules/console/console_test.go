@@ -241,17 +241,6 @@ func TestSerialRateLimit(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestRunRefreshesOnChange runs the module on a fact folder: it publishes
 // its fact once listening, serves /status there, and redraws tty1 and the
 // serial block when a fact changes.
@@ -278,24 +267,24 @@ func TestRunRefreshesOnChange(t *testing.T) {
 	}()
 
 	var f fact.Console
-	waitFor(t, 5*time.Second, "the console fact", func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "console.json"))
 		return err == nil && json.Unmarshal(b, &f) == nil && f.StatusAddr != ""
-	})
+	}, "the console fact")
 	if code, body := get(t, "http://"+f.StatusAddr+"/status"); code != 200 || !strings.Contains(body, `"console"`) {
 		t.Errorf("/status at the published address: %d %s", code, body)
 	}
-	waitFor(t, 5*time.Second, "the first serial block", func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		return strings.Contains(out.String(), "status: registrar=waiting")
-	})
+	}, "the first serial block")
 
 	os.WriteFile(filepath.Join(dir, ".registrar.json.tmp"), []byte(`{"url": "http://10.0.2.2:8080", "farm_id": 3, "state": "registered", "twin_id": 7, "node_id": 9}`), 0o644)
 	os.Rename(filepath.Join(dir, ".registrar.json.tmp"), filepath.Join(dir, "registrar.json"))
-	waitFor(t, 5*time.Second, "the serial block to show the registration", func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		return strings.Contains(out.String(), "status: registrar=registered twin=7 node=9 farm=3 url=http://10.0.2.2:8080\n")
-	})
-	waitFor(t, 5*time.Second, "tty1 to be redrawn with the registration", func() bool {
+	}, "the serial block to show the registration")
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		b, _ := os.ReadFile(tty)
 		return strings.Contains(string(b), clearScreen) && strings.Contains(string(b), "Twin: 7")
-	})
+	}, "tty1 to be redrawn with the registration")
 }

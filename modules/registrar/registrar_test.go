@@ -165,27 +165,15 @@ func start(t *testing.T, url string, farm uint64, s *sleeper) *run {
 // waitFact waits until the registrar fact satisfies ok.
 func waitFact(t *testing.T, what string, ok func(fact.Registrar) bool) fact.Registrar {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
 	var f fact.Registrar
-	for time.Now().Before(deadline) {
-		if err := fact.Read(Name, &f); err == nil && ok(f) {
-			return f
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("registrar fact never %s; last: %+v", what, f)
+	testutil.Eventually(t, 15*time.Second, func() bool { return fact.Read(Name, &f) == nil && ok(f) },
+		"the registrar fact to be %s; last: %+v", what, &f)
 	return f
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 15*time.Second, ok, "%s", what)
 }
 
 func TestRegistersAndPatchesOnChange(t *testing.T) {
