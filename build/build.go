@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/internal/filehash"
+	"github.com/gridnode/gridnode/internal/round"
 
 	"github.com/gridnode/gridnode/build/deb"
 	"github.com/gridnode/gridnode/build/initramfs"
@@ -159,7 +160,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		ar.Bytes(mroot+"/modules.builtin", bi, 0o644)
 	}
 	b.man.Modules = mods
-	b.step("modules  %d modules (%d asked for), %s", len(mods), len(want), size(modBytes))
+	b.step("modules  %d modules (%d asked for), %s", len(mods), len(want), round.Bytes(uint64(modBytes)))
 
 	if err := b.firmware(ctx, ix, mods, ar); err != nil {
 		return nil, err
@@ -226,7 +227,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.step("pack     initramfs %s uncompressed, %s %s", size(int64(raw.Len())), size(int64(len(comp))), b.o.Compression)
+	b.step("pack     initramfs %s uncompressed, %s %s", round.Bytes(uint64(raw.Len())), round.Bytes(uint64(len(comp))), b.o.Compression)
 	b.man.InitramfsBytes = int64(raw.Len())
 
 	ext := map[string]string{"zstd": ".zst", "gzip": ".gz"}[b.o.Compression]
@@ -448,7 +449,7 @@ func (b *builder) firmware(ctx context.Context, ix *kmod.Index, mods []string, a
 		b.warn("%d firmware files declared by %d modules are in no firmware package of the spec: %s; add the Debian package that has them (e.g. firmware-realtek, firmware-bnx2, firmware-misc-nonfree from non-free-firmware) to firmware.packages, or ignore this if the node has no such hardware",
 			total, len(missing), strings.Join(names, ", "))
 	}
-	b.step("firmware %d files, %s", n, size(bytes))
+	b.step("firmware %d files, %s", n, round.Bytes(uint64(bytes)))
 	return nil
 }
 
@@ -476,7 +477,7 @@ func (b *builder) compile(ctx context.Context) (string, error) {
 	b.man.Inputs = append(b.man.Inputs, Input{Kind: "go", Name: "go", Version: runtime.Version()},
 		Input{Kind: "node-binary", Name: "init", SHA256: sum})
 	b.man.NodeBinaryBytes = st.Size()
-	b.step("compile  node program %s", size(st.Size()))
+	b.step("compile  node program %s", round.Bytes(uint64(st.Size())))
 	return out, nil
 }
 
@@ -488,13 +489,3 @@ var busyboxApplets = []string{"sh", "ash", "ls", "cat", "ps", "kill", "killall",
 	"df", "du", "grep", "less", "more", "vi", "top", "ping", "wget", "ifconfig", "route", "mkdir", "rm", "cp", "mv",
 	"ln", "echo", "sleep", "head", "tail", "sync", "poweroff", "reboot", "lsmod", "modprobe", "insmod", "uname",
 	"hexdump", "find", "xargs", "sed", "awk", "wc", "date", "env", "stty", "netstat", "nslookup", "fdisk", "pidof", "timeout"}
-
-func size(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}

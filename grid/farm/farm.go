@@ -23,6 +23,7 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
+	"github.com/gridnode/gridnode/internal/round"
 	"github.com/tyler-smith/go-bip39"
 )
 
@@ -216,28 +217,9 @@ func WriteNodes(w io.Writer, nodes []api.Node, now time.Time) error {
 			approved = "yes"
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", n.NodeID, n.TwinID, n.FarmID, online, approved,
-			n.Resources.CRU, Bytes(n.Resources.MRU), Bytes(n.Resources.SRU), Bytes(n.Resources.HRU), n.SerialNumber, Ago(n.LastSeen, now))
+			n.Resources.CRU, round.BytesShort(n.Resources.MRU), round.BytesShort(n.Resources.SRU), round.BytesShort(n.Resources.HRU), n.SerialNumber, Ago(n.LastSeen, now))
 	}
 	return tw.Flush()
-}
-
-// Bytes writes a size the way people read it: 16 GiB, 931.5 GiB, 0.
-func Bytes(b uint64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	v := float64(b) / unit
-	i := 0
-	for v >= unit && i < len(units)-1 {
-		v /= unit
-		i++
-	}
-	if v == float64(int64(v)) {
-		return fmt.Sprintf("%d %s", int64(v), units[i])
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
 }
 
 // Ago says how long ago t was: "never", "12s ago", "3m ago", "5h ago", "2d ago".

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gridnode/gridnode/internal/round"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 )
@@ -98,20 +99,6 @@ func load(dir string) snapshot {
 		}
 	}
 	return s
-}
-
-// bytesHuman writes a byte count the way a farmer reads disk labels.
-func bytesHuman(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func (s snapshot) registrarURL() string {
@@ -221,7 +208,7 @@ func (s snapshot) lines() []string {
 	}
 
 	if h := s.hardware; h != nil {
-		add("Capacity   : %d CPUs, %s memory, %s SSD, %s HDD", h.CRU, bytesHuman(h.MRU), bytesHuman(h.SRU), bytesHuman(h.HRU))
+		add("Capacity   : %d CPUs, %s memory, %s SSD, %s HDD", h.CRU, round.Bytes(h.MRU), round.Bytes(h.SRU), round.Bytes(h.HRU))
 	} else {
 		add("Capacity   : (waiting for the hardware module)")
 	}
@@ -286,7 +273,7 @@ func (s snapshot) serial() []string {
 	}
 	if h := s.hardware; h != nil {
 		l = append(l, fmt.Sprintf("status: capacity cru=%d mru=%s sru=%s hru=%s", h.CRU,
-			strings.ReplaceAll(bytesHuman(h.MRU), " ", ""), strings.ReplaceAll(bytesHuman(h.SRU), " ", ""), strings.ReplaceAll(bytesHuman(h.HRU), " ", "")))
+			strings.ReplaceAll(round.Bytes(h.MRU), " ", ""), strings.ReplaceAll(round.Bytes(h.SRU), " ", ""), strings.ReplaceAll(round.Bytes(h.HRU), " ", "")))
 	}
 	if len(s.modules) > 0 {
 		var parts []string
