@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newBuildCmd) }
-
 func newBuildCmd() *cobra.Command {
 	var (
 		out, cache, src, formats, compression string

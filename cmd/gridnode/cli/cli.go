@@ -1,5 +1,6 @@
 // Package cli is the gridnode command line. Each subcommand lives in a file of
-// its own and registers itself, and hands its work to the package that does it.
+// its own and hands its work to the package that does it; commands is the
+// one list of them.
 package cli
 
 import (
@@ -9,10 +10,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var commands []func() *cobra.Command
-
-// register adds a subcommand constructor; called from init functions.
-func register(f func() *cobra.Command) { commands = append(commands, f) }
+// commands are the subcommands, each made afresh for every Run.
+var commands = []func() *cobra.Command{
+	newBuildCmd,
+	newRunCmd,
+	newImageCmd,
+	newNetbootCmd,
+	newRegistrarCmd,
+	newFarmCmd,
+	newSimulateCmd,
+	newReleaseCmd,
+	newVersionCmd,
+}
 
 // Run runs the command line args and returns the process exit code.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

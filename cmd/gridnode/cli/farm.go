@@ -16,8 +16,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newFarmCmd) }
-
 func newFarmCmd() *cobra.Command {
 	var registrar, keyPath string
 	cmd := &cobra.Command{

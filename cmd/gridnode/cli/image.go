@@ -7,8 +7,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newImageCmd) }
-
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",

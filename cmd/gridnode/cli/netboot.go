@@ -12,8 +12,6 @@ import (
 	"github.com/gridnode/gridnode/grid/netboot"
 )
 
-func init() { register(newNetbootCmd) }
-
 func newNetbootCmd() *cobra.Command {
 	var (
 		image, config, advertise, httpAddr, tftpAddr, dhcpAddr, pxeAddr, iface string

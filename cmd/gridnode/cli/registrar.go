@@ -15,8 +15,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newRegistrarCmd) }
-
 func newRegistrarCmd() *cobra.Command {
 	var o registrar.Options
 	var jsonLogs bool

@@ -8,8 +8,6 @@ import (
 	"github.com/gridnode/gridnode/build/release"
 )
 
-func init() { register(newReleaseCmd) }
-
 func newReleaseCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "release",

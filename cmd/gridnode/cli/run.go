@@ -13,8 +13,6 @@ import (
 	"github.com/gridnode/gridnode/qemu"
 )
 
-func init() { register(newRunCmd) }
-
 func newRunCmd() *cobra.Command {
 	var (
 		o         qemu.Options

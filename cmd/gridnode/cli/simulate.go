@@ -14,8 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newSimulateCmd) }
-
 func newSimulateCmd() *cobra.Command {
 	var cfg simulate.Config
 	var registrar string

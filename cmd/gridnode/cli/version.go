@@ -7,8 +7,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newVersionCmd) }
-
 // newVersionCmd prints the module version and VCS revision Go recorded in
 // the binary: what a bug report needs.
 func newVersionCmd() *cobra.Command {
