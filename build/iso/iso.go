@@ -260,7 +260,10 @@ func WriteImage(in media.Input, path string, opt Options) (err error) {
 		if opt.BasicData {
 			typ, name = basicDataType, media.Label
 		}
-		gpt := newGPT(seed, total/512, fatLBA*4, fatLBA*4+fs.Size()/512-1, typ, name)
+		gpt, gerr := newGPT(seed, total/512, fatLBA*4, fatLBA*4+fs.Size()/512-1, typ, name)
+		if gerr != nil {
+			return gerr
+		}
 		w(gpt.primary, 512)
 		w(gpt.backup, total-gptBytes)
 	} else {

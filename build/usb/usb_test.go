@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,8 +33,8 @@ func TestReproducible(t *testing.T) {
 	}
 }
 
-// TestLayout checks the GPT and the ESP, with xorriso, dosfstools, mtools
-// and blkid as oracles (under CI a missing one fails the test).
+// TestLayout checks the GPT and the ESP, with sfdisk, xorriso, dosfstools,
+// mtools and blkid as oracles (under CI a missing one fails the test).
 func TestLayout(t *testing.T) {
 	in := boottest.Input(t)
 	p := write(t)
@@ -54,6 +55,32 @@ func TestLayout(t *testing.T) {
 	esp := img[first*512 : (last+1)*512]
 	if string(img[len(img)-512:len(img)-504]) != "EFI PART" {
 		t.Fatal("no backup GPT header at the last LBA")
+	}
+	// util-linux reads the GPT as firmware and kernels do: both copies
+	// valid, the one partition where the entry says, typed and named.
+	sfdisk := need.Tool(t, "sfdisk")
+	if out, err := exec.Command(sfdisk, "--verify", p).CombinedOutput(); err != nil || !bytes.Contains(out, []byte("No errors detected")) {
+		t.Errorf("sfdisk --verify: %v\n%s", err, out)
+	}
+	js, err := exec.Command(sfdisk, "--json", p).Output()
+	if err != nil {
+		t.Fatalf("sfdisk --json: %v", err)
+	}
+	var table struct {
+		PartitionTable struct {
+			Label      string
+			Partitions []struct {
+				Start, Size int64
+				Type, Name  string
+			}
+		}
+	}
+	if err := json.Unmarshal(js, &table); err != nil {
+		t.Fatalf("sfdisk --json: %v\n%s", err, js)
+	}
+	if pt := table.PartitionTable; pt.Label != "gpt" || len(pt.Partitions) != 1 || pt.Partitions[0].Start != first ||
+		pt.Partitions[0].Size != last-first+1 || pt.Partitions[0].Type != "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" || pt.Partitions[0].Name != "GRIDNODE" {
+		t.Errorf("sfdisk reads %+v; want one basic data partition GRIDNODE at sectors %d-%d", pt, first, last)
 	}
 	out, err := exec.Command(need.Tool(t, "xorriso"), "-indev", p, "-report_system_area", "plain").CombinedOutput()
 	if err != nil {
