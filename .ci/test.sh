@@ -16,6 +16,7 @@ echo "== lint"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt: $unformatted"; exit 1; fi
 go vet ./...
+bash .ci/layers.sh
 
 mkdir -p .cache
 echo "== tests"
