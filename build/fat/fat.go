@@ -251,26 +251,17 @@ func (im *Image) WriteTo(w io.WriterAt, off int64) error {
 			}
 			continue
 		}
-		cw := &countWriter{w: io.NewOffsetWriter(w, o)}
-		if _, err := n.file.Source.WriteTo(cw); err != nil {
+		// io.WriterTo reports what it wrote: a source that changed since
+		// its size was announced would overrun or leave a hole.
+		wrote, err := n.file.Source.WriteTo(io.NewOffsetWriter(w, o))
+		if err != nil {
 			return fmt.Errorf("fat: writing %s: %w", n.file.Path, err)
 		}
-		if cw.n != n.size {
-			return fmt.Errorf("fat: %s: wrote %d bytes, announced %d", n.file.Path, cw.n, n.size)
+		if wrote != n.size {
+			return fmt.Errorf("fat: %s: wrote %d bytes, announced %d", n.file.Path, wrote, n.size)
 		}
 	}
 	return nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
 }
 
 func (im *Image) parentOf(d *node) *node {

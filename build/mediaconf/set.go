@@ -145,19 +145,30 @@ func findISO(r io.ReaderAt) (Copy, bool, error) {
 // Read returns the configuration text of the image at path (the first copy
 // Find lists), without its padding.
 func Read(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, copies, err := open(path, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	copies, err := Find(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(copies) == 0 {
-		return nil, fmt.Errorf("%s: %w found (not a gridnode ISO or USB image?)", path, ErrNoConfig)
-	}
 	return readCopy(f, copies[0])
+}
+
+// open opens the image at path with flag and finds its copies of
+// gridnode.conf; an image without one is an error.
+func open(path string, flag int) (*os.File, []Copy, error) {
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	copies, err := Find(f)
+	if err == nil && len(copies) == 0 {
+		err = fmt.Errorf("%w found (not a gridnode ISO or USB image?)", ErrNoConfig)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, copies, nil
 }
 
 func readCopy(r io.ReaderAt, c Copy) ([]byte, error) {
@@ -237,18 +248,11 @@ func Edit(text []byte, kvs []string) ([]byte, error) {
 // at path, in place: nothing else in the image changes. It returns the new
 // text. The base is the first copy Find lists; all copies get the result.
 func Set(path string, kvs []string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, copies, err := open(path, os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	copies, err := Find(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(copies) == 0 {
-		return nil, fmt.Errorf("%s: %w found (not a gridnode ISO or USB image?)", path, ErrNoConfig)
-	}
 	old, err := readCopy(f, copies[0])
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading %s: %w", path, media.ConfigName, err)
