@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gridnode/gridnode/internal/untar"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
@@ -126,45 +127,16 @@ func (p *Package) Walk(fn func(h *tar.Header, r io.Reader) error) error {
 	return nil
 }
 
-// Extract writes the package's data files into dir (regular files, folders
-// and symlinks; no device nodes), keeping modes.
+// Extract writes the package's data files into dir (regular files, folders,
+// symlinks and hard links; no device nodes), keeping permissions; no entry
+// writes outside dir (internal/untar).
 func (p *Package) Extract(dir string) error {
-	return p.Walk(func(h *tar.Header, r io.Reader) error {
-		dst := filepath.Join(dir, h.Name)
-		if !strings.HasPrefix(dst, filepath.Clean(dir)+string(os.PathSeparator)) {
-			return fmt.Errorf("entry %q escapes the target folder", h.Name)
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			return os.MkdirAll(dst, 0o755)
-		case tar.TypeSymlink:
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			os.Remove(dst)
-			return os.Symlink(h.Linkname, dst)
-		case tar.TypeLink:
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			os.Remove(dst)
-			return os.Link(filepath.Join(dir, strings.TrimPrefix(filepath.Clean(h.Linkname), "./")), dst)
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, os.FileMode(h.Mode)&0o7777)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, r); err != nil {
-				f.Close()
-				return err
-			}
-			return f.Close()
-		}
-		return nil
-	})
+	d, err := untar.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return p.Walk(d.Add)
 }
 
 // members iterates over the members of an ar archive.

@@ -4,14 +4,11 @@
 package kernel
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/gridnode/gridnode/build/deb"
@@ -144,52 +141,4 @@ func fromDir(dir string, o Origin) (*Kernel, error) {
 		o.SHA256 = s
 	}
 	return &Kernel{Vmlinuz: vmlinuz, ModulesDir: mdir, Release: release, Origin: o}, nil
-}
-
-// untar extracts a tar stream into dir (regular files, folders, symlinks).
-func untar(r io.Reader, dir string) error {
-	tr := tar.NewReader(r)
-	var names []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		name := strings.TrimPrefix(filepath.Clean("/"+h.Name), "/")
-		if name == "" {
-			continue
-		}
-		dst := filepath.Join(dir, name)
-		names = append(names, name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			os.MkdirAll(filepath.Dir(dst), 0o755)
-			os.Remove(dst)
-			if err := os.Symlink(h.Linkname, dst); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			os.MkdirAll(filepath.Dir(dst), 0o755)
-			f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, tr); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-		}
-	}
-	sort.Strings(names)
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/gridnode/gridnode/internal/untar"
 )
 
 // fromOCI pulls an image in LinuxKit's kernel layout: a file /kernel (the
@@ -57,7 +58,7 @@ func fromOCI(ctx context.Context, ref string, cache string) (*Kernel, error) {
 				f.Close()
 				seen["kernel"] = true
 			case "kernel.tar":
-				if err := untar(tr, tmp); err != nil {
+				if err := untar.All(tar.NewReader(tr), tmp); err != nil {
 					return fmt.Errorf("kernel.tar: %w", err)
 				}
 				seen["kernel.tar"] = true
