@@ -188,19 +188,7 @@ func walkTar(name string, r io.Reader, fn func(h *tar.Header, r io.Reader) error
 	default:
 		return fmt.Errorf("unsupported compression %q", name)
 	}
-	tr := tar.NewReader(dr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(h, tr); err != nil {
-			return err
-		}
-	}
+	return untar.Walk(tar.NewReader(dr), fn)
 }
 
 func parseControl(b []byte) map[string]string {

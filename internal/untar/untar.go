@@ -109,6 +109,12 @@ func All(tr *tar.Reader, dir string) error {
 		return err
 	}
 	defer d.Close()
+	return Walk(tr, d.Add)
+}
+
+// Walk calls fn for every entry of tr, in archive order, with the entry's
+// content, and stops at the first error.
+func Walk(tr *tar.Reader, fn func(h *tar.Header, r io.Reader) error) error {
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -117,7 +123,7 @@ func All(tr *tar.Reader, dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := d.Add(h, tr); err != nil {
+		if err := fn(h, tr); err != nil {
 			return err
 		}
 	}
