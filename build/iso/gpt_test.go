@@ -9,7 +9,8 @@ import (
 )
 
 // TestGPTBytes: go-diskfs writes the GPT byte for byte as the hand-written
-// writer it replaced (commit 7d5596c compared the two); these are that
+// writer it replaced (TestGPTSameBytesAsDiskfs compared the two, see the
+// history of build/iso/gpt_diskfs_test.go); these are that
 // writer's sums, so a go-diskfs update that changes a byte fails here.
 func TestGPTBytes(t *testing.T) {
 	for _, c := range []struct {
