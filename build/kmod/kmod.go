@@ -296,6 +296,32 @@ func (ix *Index) providers(a string) []string {
 	return l
 }
 
+// hardDeps lists what n needs loaded before it, from "depends" alone,
+// sorted. Soft dependencies are no part of it: they name alternatives
+// (crc-t10dif's "pre: crct10dif" is provided by crct10dif_generic and by
+// crct10dif_pclmul, which fails with ENODEV on a CPU without PCLMULQDQ),
+// and a loader fails every module above a hard dependency that fails. They
+// go to modules.softdep, where a loader tries them and carries on.
+func (ix *Index) hardDeps(n string) []string {
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(x string) {
+		for _, d := range ix.Modules[x].Depends {
+			if !seen[d] && ix.Modules[d] != nil { // nil: built in
+				seen[d] = true
+				visit(d)
+			}
+		}
+	}
+	visit(n)
+	l := make([]string, 0, len(seen))
+	for d := range seen {
+		l = append(l, d)
+	}
+	sort.Strings(l)
+	return l
+}
+
 // Tables returns modules.dep, modules.alias and modules.softdep for the
 // modules named (which must be closed under dependencies), in the formats
 // depmod writes and modprobe and u-root's kmodule read.
@@ -304,7 +330,7 @@ func (ix *Index) Tables(names []string) (dep, alias, softdep []byte) {
 	for _, n := range names {
 		m := ix.Modules[n]
 		var deps []string
-		for _, x := range ix.Closure(m.Depends) {
+		for _, x := range ix.hardDeps(n) {
 			deps = append(deps, ix.Modules[x].Path)
 		}
 		fmt.Fprintf(&d, "%s:", m.Path)
