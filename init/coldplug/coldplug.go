@@ -51,6 +51,7 @@ type Loader struct {
 	mu       sync.Mutex
 	states   map[string]*state // module → its load, once started
 	kernelUp sync.Once         // reads what the kernel has loaded, once
+	poolOnce sync.Once         // starts the entropy watch, once
 	loaded   map[string]string // module → modalias
 	failed   map[string]string // module → error
 	attempts map[string]bool
@@ -270,6 +271,9 @@ func (l *Loader) Coldplug() fact.Coldplug {
 	}
 	scan()
 	wg.Wait()
+	// The hardware RNG drivers (virtio_rng, the chipsets', TPMs built in)
+	// have loaded by now: if the random pool is still not ready, say so.
+	l.poolOnce.Do(func() { go sysPool.watch(l.Logf) })
 	return l.publish()
 }
 

@@ -2,12 +2,14 @@ package coldplug
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -191,5 +193,50 @@ func TestLoaderSkipsLoaded(t *testing.T) {
 		if m == "scsi_mod" || m == "scsi_common" {
 			t.Errorf("inserted %s, which was loaded: %v", m, k.loaded)
 		}
+	}
+}
+
+// While the random pool is not ready the console says so, with what would
+// fill it, and says when it is ready.
+func TestPoolWatchSaysWhatWaits(t *testing.T) {
+	ready := make(chan struct{})
+	lines := make(chan string, 10)
+	p := pool{
+		Ready: func() bool { return false },
+		Wait:  func() { <-ready },
+		RNG:   func() string { return "" },
+		Grace: time.Millisecond, Every: time.Millisecond,
+	}
+	go p.watch(func(f string, a ...any) { lines <- fmt.Sprintf(f, a...) })
+	next := func() string {
+		select {
+		case l := <-lines:
+			return l
+		case <-time.After(10 * time.Second):
+			t.Fatal("no console line within 10 s")
+			return ""
+		}
+	}
+	if l := next(); !strings.Contains(l, "random pool is not ready") || !strings.Contains(l, "identity key") || !strings.Contains(l, "no hardware RNG found") {
+		t.Errorf("first line %q", l)
+	}
+	if l := next(); !strings.HasPrefix(l, "random: still waiting") {
+		t.Errorf("reminder %q", l)
+	}
+	close(ready)
+	for l := next(); !strings.Contains(l, "is ready, after"); l = next() {
+		if !strings.HasPrefix(l, "random: still waiting") {
+			t.Errorf("unexpected line %q", l)
+		}
+	}
+}
+
+// A pool that is ready, or gets ready within the grace, says nothing.
+func TestPoolWatchQuietWhenReady(t *testing.T) {
+	var said []string
+	pool{Ready: func() bool { return true }}.watch(func(f string, a ...any) { said = append(said, f) })
+	pool{Ready: func() bool { return false }, Wait: func() {}, Grace: time.Hour}.watch(func(f string, a ...any) { said = append(said, f) })
+	if len(said) != 0 {
+		t.Errorf("said %q", said)
 	}
 }
