@@ -37,11 +37,26 @@ type Index struct {
 
 // Groups are named driver sets a spec may use instead of module names.
 var Groups = map[string][]string{
-	"virtio":  {"virtio_net", "virtio_blk", "virtio_scsi", "virtio_pci", "virtio_console", "virtio_rng"},
-	"storage": {"nvme", "ahci", "sd_mod", "sr_mod", "virtio_scsi", "usb_storage", "uas", "xhci_pci", "ehci_pci"},
-	"nics":    {"e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "r8169", "tg3", "bnxt_en", "mlx5_core", "virtio_net"},
-	// platform: the ACPI power button and the input layer PID 1 reads it through.
-	"platform":    {"button", "evdev"},
+	"virtio": {"virtio_net", "virtio_blk", "virtio_scsi", "virtio_pci", "virtio_console", "virtio_rng"},
+	// storage: NVMe, SATA/AHCI and older SATA chipsets, IDE (PIIX), USB
+	// sticks and UAS behind every USB host controller, and the RAID and
+	// HBA controllers of servers farmers reuse (LSI/Broadcom MegaRAID,
+	// SAS2/3 and Fusion-MPT, Adaptec, HP Smart Array, Microchip SmartPQI,
+	// LSI 53c8xx, Areca, 3ware, Marvell, PMC, Intel SCU), and VMware's.
+	"storage": {"nvme", "ahci", "ata_piix", "ata_generic", "sata_nv", "sata_sil24", "sata_via", "sd_mod", "sr_mod", "virtio_scsi",
+		"usb_storage", "uas", "xhci_pci", "ehci_pci", "uhci_hcd", "ohci_pci",
+		"megaraid_sas", "megaraid_mbox", "mpt3sas", "mpi3mr", "mptsas", "mptspi", "aacraid", "hpsa", "smartpqi", "sym53c8xx",
+		"arcmsr", "3w_9xxx", "3w_sas", "mvsas", "pm80xx", "isci", "vmw_pvscsi"},
+	// nics: Intel, Broadcom, Mellanox/NVIDIA, Realtek, Emulex, QLogic,
+	// Aquantia, Solarflare, Chelsio, NVIDIA nForce, Marvell, Cisco, Amazon
+	// and the NICs hypervisors emulate.
+	"nics": {"e100", "e1000", "e1000e", "igb", "igc", "igbvf", "ixgbe", "ixgbevf", "i40e", "ice", "r8169", "8139too", "8139cp",
+		"tg3", "bnx2", "bnx2x", "bnxt_en", "mlx4_en", "mlx5_core", "be2net", "qede", "atlantic", "sfc", "cxgb4", "forcedeth",
+		"sky2", "skge", "enic", "ena", "vmxnet3", "virtio_net"},
+	// platform: the ACPI power button and the input layer PID 1 reads it
+	// through; the hardware RNGs that fill the kernel's random pool
+	// (chipsets' and CPUs', TPMs: built into Debian's kernel).
+	"platform":    {"button", "evdev", "amd_rng", "intel_rng", "via_rng", "tpm_tis", "tpm_crb"},
 	"filesystems": {"ext4", "vfat", "iso9660", "btrfs", "nls_cp437", "nls_utf8", "nls_ascii"},
 }
 
