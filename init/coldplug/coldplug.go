@@ -49,11 +49,12 @@ type Loader struct {
 	deps     deps
 
 	mu       sync.Mutex
-	states   map[string]*state // module → its load, once started
-	kernelUp sync.Once         // reads what the kernel has loaded, once
-	poolOnce sync.Once         // starts the entropy watch, once
-	loaded   map[string]string // module → modalias
-	failed   map[string]string // module → error
+	devices  map[string][]string // modalias → sysfs folders of the devices that have it
+	states   map[string]*state   // module → its load, once started
+	kernelUp sync.Once           // reads what the kernel has loaded, once
+	poolOnce sync.Once           // starts the entropy watch, once
+	loaded   map[string]string   // module → modalias
+	failed   map[string]string   // module → error
 	attempts map[string]bool
 }
 
@@ -76,6 +77,7 @@ func New(dir string) (*Loader, error) {
 		Kernel:   SysKernel{},
 		dir:      dir,
 		states:   map[string]*state{},
+		devices:  map[string][]string{},
 		loaded:   map[string]string{},
 		failed:   map[string]string{},
 		attempts: map[string]bool{},
@@ -167,6 +169,7 @@ func (l *Loader) Modprobe(name string) error {
 // per boot. It says how many modules it loaded that were not loaded before.
 func (l *Loader) Handle(modalias, tag string) int {
 	n := 0
+	var failed []string
 	for _, m := range l.aliases.Match(modalias) {
 		m = normalize(m)
 		l.mu.Lock()
@@ -182,12 +185,16 @@ func (l *Loader) Handle(modalias, tag string) int {
 		if err != nil {
 			l.failed[m] = err.Error()
 			l.Logf("%s: cannot load %s (%s): %v", tag, m, modalias, err)
+			failed = append(failed, fmt.Sprintf("%s failed: %v", m, err))
 		} else {
 			l.loaded[m] = modalias
 			n++
 			l.Logf("%s: loaded %s (%s)", tag, m, modalias)
 		}
 		l.mu.Unlock()
+	}
+	if len(failed) > 0 {
+		l.sayUnclaimed(tag, modalias, strings.Join(failed, "; "))
 	}
 	return n
 }
@@ -203,6 +210,7 @@ func (l *Loader) Modaliases() []string {
 		if b, err := os.ReadFile(p); err == nil {
 			if s := strings.TrimSpace(string(b)); s != "" {
 				seen[s] = true
+				l.addDevice(s, filepath.Dir(p))
 			}
 		}
 	}
@@ -374,6 +382,7 @@ func (l *Loader) Hotplug(ctx context.Context, u *Uevents) error {
 		if !ok || ev.Action != "add" || ev.Env["MODALIAS"] == "" {
 			continue
 		}
+		l.addDevice(ev.Env["MODALIAS"], filepath.Join(l.Sys, ev.Devpath))
 		if l.Handle(ev.Env["MODALIAS"], "hotplug") > 0 {
 			// A new bus may bring devices whose add events we see next,
 			// but also devices that existed before we could load their

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -238,5 +239,35 @@ func TestPoolWatchQuietWhenReady(t *testing.T) {
 	pool{Ready: func() bool { return false }, Wait: func() {}, Grace: time.Hour}.watch(func(f string, a ...any) { said = append(said, f) })
 	if len(said) != 0 {
 		t.Errorf("said %q", said)
+	}
+}
+
+// A PCI device whose driver cannot load is named on the console with its
+// ids and its name in pci.ids.
+func TestUnclaimedDeviceIsNamed(t *testing.T) {
+	modules, sys := storageTree(t)
+	nvme := filepath.Join(sys, "devices/pci0000:00/0000:00:04.0")
+	os.WriteFile(filepath.Join(nvme, "vendor"), []byte("0x1b36\n"), 0o644)
+	os.WriteFile(filepath.Join(nvme, "device"), []byte("0x0010\n"), 0o644)
+	ids := filepath.Join(filepath.Dir(sys), "usr/share/misc/pci.ids")
+	os.MkdirAll(filepath.Dir(ids), 0o755)
+	os.WriteFile(ids, []byte("1b36  Red Hat, Inc.\n\t0010  QEMU NVM Express Controller\n"), 0o644)
+	l, err := New(modules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Kernel, l.Sys, l.NoPublish = &fakeKernel{dir: modules, fail: map[string]error{"nvme": unix.ENODEV}}, sys, true
+	var lines []string
+	var mu sync.Mutex
+	l.Logf = func(f string, a ...any) { mu.Lock(); lines = append(lines, fmt.Sprintf(f, a...)); mu.Unlock() }
+	l.Coldplug()
+	want := "coldplug: [1b36:0010] Red Hat, Inc. QEMU NVM Express Controller at 0000:00:04.0 is left without a driver: nvme failed: no such device"
+	if !slices.Contains(lines, want) {
+		t.Errorf("no line %q in:\n%s", want, strings.Join(lines, "\n"))
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "without a driver") && !strings.Contains(l, "0000:00:04.0") {
+			t.Errorf("a device that has its driver named: %q", l)
+		}
 	}
 }

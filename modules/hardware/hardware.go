@@ -148,7 +148,7 @@ func deviceList(root string) string {
 // Probe reads the hardware under root ("/" on a node; a synthetic tree in
 // tests). bootDisk names the boot medium's disk, "" when there is none.
 func Probe(root string, cfg config.Node, bootDisk string) (fact.Hardware, error) {
-	f := fact.Hardware{Disks: []fact.Disk{}, GPUs: []fact.GPU{}, NICs: []fact.NIC{}}
+	f := fact.Hardware{Disks: []fact.Disk{}, GPUs: []fact.GPU{}, NICs: []fact.NIC{}, Unclaimed: []fact.PCIDevice{}}
 	cpuinfo, err := os.ReadFile(filepath.Join(root, "proc/cpuinfo"))
 	if err != nil {
 		return f, fmt.Errorf("hardware: reading /proc/cpuinfo: %w", err)
@@ -171,7 +171,7 @@ func Probe(root string, cfg config.Node, bootDisk string) (fact.Hardware, error)
 		}
 	}
 	f.NICs = nics(root)
-	f.PCI, f.GPUs = pciDevices(root)
+	f.PCI, f.GPUs, f.Unclaimed = pciDevices(root)
 	return f, nil
 }
 
