@@ -222,6 +222,16 @@ func (s snapshot) lines() []string {
 
 	if h := s.hardware; h != nil {
 		add("Capacity   : %d CPUs, %s memory, %s SSD, %s HDD", h.CRU, bytesHuman(h.MRU), bytesHuman(h.SRU), bytesHuman(h.HRU))
+		for _, g := range h.GPUs {
+			for i, w := range wrap(fmt.Sprintf("[%s:%s] %s %s at %s", g.VendorID, g.DeviceID, g.Vendor, g.Model, g.Address), 80-13) {
+				add("%s%s", pick(i == 0, "GPU        : ", "             "), w)
+			}
+		}
+		for _, d := range h.Unclaimed {
+			for i, w := range wrap(d.String(), 80-13) {
+				add("%s%s", pick(i == 0, "NO DRIVER  : ", "             "), w)
+			}
+		}
 	} else {
 		add("Capacity   : (waiting for the hardware module)")
 	}
@@ -287,6 +297,12 @@ func (s snapshot) serial() []string {
 	if h := s.hardware; h != nil {
 		l = append(l, fmt.Sprintf("status: capacity cru=%d mru=%s sru=%s hru=%s", h.CRU,
 			strings.ReplaceAll(bytesHuman(h.MRU), " ", ""), strings.ReplaceAll(bytesHuman(h.SRU), " ", ""), strings.ReplaceAll(bytesHuman(h.HRU), " ", "")))
+		for _, d := range h.Unclaimed {
+			l = append(l, fmt.Sprintf("status: no driver for %s (%s)", d, strings.Join(d.Modules, ", ")))
+		}
+		for _, g := range h.GPUs {
+			l = append(l, fmt.Sprintf("status: gpu [%s:%s] %s %s at %s iommu_group=%s", g.VendorID, g.DeviceID, g.Vendor, g.Model, g.Address, orDash(g.IOMMUGroup)))
+		}
 	}
 	if len(s.modules) > 0 {
 		var parts []string
@@ -343,4 +359,11 @@ func wrap(s string, n int) []string {
 		}
 	}
 	return append(lines, line)
+}
+
+func pick(first bool, a, b string) string {
+	if first {
+		return a
+	}
+	return b
 }
