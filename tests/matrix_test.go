@@ -78,13 +78,7 @@ const matrixDiskGiB = 2 // the first disk; the second is 1 GiB larger, to tell t
 // the second time, the key loaded from it. Failures are reported on t.
 func bootRow(t *testing.T, r row, dir string) rowResult {
 	t.Helper()
-	var disks []qemu.Disk
-	for i, b := range r.Disks {
-		disks = append(disks, qemu.Disk{
-			Path: filepath.Join(dir, fmt.Sprintf("disk%d.img", i)), Size: int64(matrixDiskGiB+i) * gib,
-			Bus: b, Serial: fmt.Sprintf("mx%d", i),
-		})
-	}
+	disks := rowDisks(r, dir)
 	o := qemu.Options{
 		Boot:     kernelBoot(image(t, "node"), "gridnode.registrar=http://10.0.2.2:9"),
 		CPU:      r.CPU,
@@ -138,6 +132,18 @@ func bootRow(t *testing.T, r row, dir string) rowResult {
 		}
 	}
 	return res
+}
+
+// rowDisks are the row's disks, in dir (created empty by the first boot).
+func rowDisks(r row, dir string) []qemu.Disk {
+	var disks []qemu.Disk
+	for i, b := range r.Disks {
+		disks = append(disks, qemu.Disk{
+			Path: filepath.Join(dir, fmt.Sprintf("disk%d.img", i)), Size: int64(matrixDiskGiB+i) * gib,
+			Bus: b, Serial: fmt.Sprintf("mx%d", i),
+		})
+	}
+	return disks
 }
 
 // checkRowDisks checks that every disk of the row is in the hardware fact
