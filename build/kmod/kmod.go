@@ -9,9 +9,11 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -288,12 +290,7 @@ func (ix *Index) Closure(names []string) []string {
 	for _, n := range names {
 		visit(n)
 	}
-	out := make([]string, 0, len(in))
-	for n := range in {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(in))
 }
 
 // providers lists the modules that declare alias a literally, sorted.
@@ -329,12 +326,7 @@ func (ix *Index) hardDeps(n string) []string {
 		}
 	}
 	visit(n)
-	l := make([]string, 0, len(seen))
-	for d := range seen {
-		l = append(l, d)
-	}
-	sort.Strings(l)
-	return l
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // Tables returns modules.dep, modules.alias and modules.softdep for the
