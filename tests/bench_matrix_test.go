@@ -147,10 +147,11 @@ func writeMatrix(t *testing.T, lines map[string]string) {
 
 Command: `+"`make matrix`"+` (`+"`go test -tags bench -run TestBenchMatrix ./tests/`"+`; `+"`MATRIX=REGEXP`"+` boots only the rows whose name matches, and rows booted in earlier runs keep their line)
 Machine of the last run: %s
+Rows in the table: %d of the product's %d (3 CPU models × 3 machine and firmware × %d disk controllers × 5 NICs × 2 sizes × with and without an RNG).
 
 Each row is the default image (direct kernel boot) on one machine: CPU model, machine and firmware, one empty disk on the controller named, one NIC, size, and whether a virtio-rng device feeds the random pool (none of the three CPU models has RDRAND under TCG, so "no" is a machine without a hardware RNG). Booted twice on the same disk, each time to `+"`gridnode: ready`"+` with the disk counted in the capacity and the cache on it (the first boot makes the cache file system, the second is a node's usual boot, and loads the key it made); then a trivial init (prints a line) on the same flags and disk. Times are QEMU start → the line, two QEMUs at a time under TCG.
 
 | row | CPU | machine + firmware | disk controller | NIC | size | RNG | first boot | second boot | trivial init | second / trivial | result |
 |---|---|---|---|---|---|---|---|---|---|---|---|
-%s`, machine(), rows.String()))
+%s`, machine(), len(names), len(matrixProduct()), len(qemu.Buses), rows.String()))
 }
