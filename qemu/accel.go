@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -101,14 +102,14 @@ func probeKVMKernel(binary, kernel string, deadline time.Duration) bool {
 	}
 }
 
-// accelArgs returns the QEMU arguments for accel. Under TCG, -cpu max gives
-// the guest every feature TCG emulates, including the hypervisor CPUID bit,
-// so the node knows it runs in a VM.
-func accelArgs(accel string) []string {
+// accelArgs returns the QEMU arguments for accel and the CPU model cpu.
+// Without a model, TCG gets max: every feature TCG emulates, including the
+// hypervisor CPUID bit, so the node knows it runs in a VM; KVM gets host.
+func accelArgs(accel, cpu string) []string {
 	if accel == "kvm" {
-		return []string{"-accel", "kvm", "-cpu", "host"}
+		return []string{"-accel", "kvm", "-cpu", cmp.Or(cpu, "host")}
 	}
-	return []string{"-accel", "tcg,thread=multi", "-cpu", "max"}
+	return []string{"-accel", "tcg,thread=multi", "-cpu", cmp.Or(cpu, "max")}
 }
 
 // probeBootSector is a boot sector that writes 0x21 to the isa-debug-exit

@@ -17,10 +17,10 @@ func TestAccelEnvOverrides(t *testing.T) {
 }
 
 func TestAccelArgs(t *testing.T) {
-	if got := accelArgs("tcg"); len(got) != 4 || got[1] != "tcg,thread=multi" || got[3] != "max" {
+	if got := accelArgs("tcg", ""); len(got) != 4 || got[1] != "tcg,thread=multi" || got[3] != "max" {
 		t.Errorf("accelArgs(tcg) = %q, want multi-threaded TCG with -cpu max", got)
 	}
-	if got := accelArgs("kvm"); got[1] != "kvm" || got[3] != "host" {
+	if got := accelArgs("kvm", ""); got[1] != "kvm" || got[3] != "host" {
 		t.Errorf("accelArgs(kvm) = %q", got)
 	}
 }

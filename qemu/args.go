@@ -55,8 +55,11 @@ func (o *Options) validate() error {
 		return errors.New("qemu: port forwards need the first NIC on user networking")
 	}
 	for i, d := range o.Disks {
-		if d.RotationRate != 0 && d.Bus != BusSCSI && d.Bus != BusAHCI {
-			return fmt.Errorf("qemu: disk %d: a rotation rate needs bus %s or %s, not %s", i, BusSCSI, BusAHCI, busOr(d.Bus))
+		if d.RotationRate != 0 && !d.Bus.scsiHD() && d.Bus != BusAHCI {
+			return fmt.Errorf("qemu: disk %d: a rotation rate needs a SCSI disk (%s, %s, %s, %s) or %s, not %s", i, BusSCSI, BusLSI, BusMegaSAS, BusUAS, BusAHCI, busOr(d.Bus))
+		}
+		if d.Bus == BusIDE && o.Machine != "pc" {
+			return fmt.Errorf("qemu: disk %d: bus %s needs machine pc (q35 has no IDE controller; use %s)", i, BusIDE, BusAHCI)
 		}
 		if d.Path == "" && d.Size <= 0 {
 			return fmt.Errorf("qemu: disk %d: set Path to an image or Size to create one", i)
@@ -99,11 +102,11 @@ type argBuilder struct {
 	portNames   []string // serial lines captured, sockets[i] for portNames[i]
 	qmpIndex    int      // index of the QMP socket in sockets, or -1
 
-	ahci     bool // the AHCI controller was added
-	ahciPort int
-	scsi     bool
-	xhci     bool
-	drives   int
+	ahci        bool // the AHCI controller was added
+	ahciPort    int
+	idePort     int
+	controllers map[string]bool // SCSI and USB controllers added, by id
+	drives      int
 }
 
 func (b *argBuilder) add(args ...string) { b.args = append(b.args, args...) }
@@ -123,7 +126,7 @@ func (b *argBuilder) build() ([]string, error) {
 	b.qmpIndex = -1
 	b.add("-name", "gridnode", "-nodefaults", "-no-user-config", "-display", "none",
 		"-machine", o.Machine)
-	b.add(accelArgs(b.vm.Accel)...)
+	b.add(accelArgs(b.vm.Accel, o.CPU)...)
 	b.add("-smp", strconv.Itoa(o.CPUs), "-m", strconv.Itoa(o.Memory))
 	if !o.AllowReboot {
 		b.add("-no-reboot")
@@ -132,8 +135,10 @@ func (b *argBuilder) build() ([]string, error) {
 		return nil, err
 	}
 	b.serials()
-	// Entropy for the guest's CRNG (needs the virtio_rng driver).
-	b.add("-device", "virtio-rng-pci")
+	if !o.NoRNG {
+		// Entropy for the guest's CRNG (needs the virtio_rng driver).
+		b.add("-device", "virtio-rng-pci")
+	}
 	if err := b.boot(); err != nil {
 		return nil, err
 	}
@@ -215,10 +220,7 @@ func (b *argBuilder) boot() error {
 		id := b.drive(bt.Image, "raw", "media=cdrom,readonly=on")
 		b.add("-device", "ide-cd,drive="+id+",bus="+b.ahciBus()+",bootindex=0")
 	case BootUSB:
-		if !b.xhci {
-			b.add("-device", "qemu-xhci,id=xhci")
-			b.xhci = true
-		}
+		b.controller("xhci", "qemu-xhci")
 		id := b.drive(bt.Image, bt.Format, driveFlags(bt.ReadOnly, bt.Snapshot))
 		b.add("-device", "usb-storage,bus=xhci.0,drive="+id+",removable=on,bootindex=0")
 	case BootDisk:
@@ -287,20 +289,31 @@ func (b *argBuilder) attach(d Disk, extra string) error {
 	case BusVirtio:
 		dev = "virtio-blk-pci,drive=" + id
 	case BusSCSI:
-		if !b.scsi {
-			b.add("-device", "virtio-scsi-pci,id=scsi0")
-			b.scsi = true
-		}
-		dev = "scsi-hd,bus=scsi0.0,drive=" + id
+		dev = "scsi-hd,bus=" + b.controller("scsi0", "virtio-scsi-pci") + ".0,drive=" + id
+	case BusLSI:
+		dev = "scsi-hd,bus=" + b.controller("lsi0", "lsi53c895a") + ".0,drive=" + id
+	case BusMegaSAS:
+		dev = "scsi-hd,bus=" + b.controller("megasas0", "megasas") + ".0,drive=" + id
+	case BusUSB:
+		dev = "usb-storage,bus=" + b.controller("xhci", "qemu-xhci") + ".0,drive=" + id
+	case BusUAS:
+		// One UAS device per disk: each is a USB device with one LUN.
+		uas := "uas-" + id
+		b.add("-device", "usb-uas,id="+uas+",bus="+b.controller("xhci", "qemu-xhci")+".0")
+		dev = "scsi-hd,bus=" + uas + ".0,drive=" + id
 	case BusAHCI:
 		dev = "ide-hd,bus=" + b.ahciBus() + ",drive=" + id
+	case BusIDE:
+		// PIIX's two channels, master first: ide.0 unit 0, ide.1 unit 0, ...
+		dev = fmt.Sprintf("ide-hd,bus=ide.%d,unit=%d,drive=%s", b.idePort%2, b.idePort/2, id)
+		b.idePort++
 	case BusNVMe:
 		if d.Serial == "" {
 			d.Serial = "gridnode-" + id
 		}
 		dev = "nvme,drive=" + id
 	default:
-		return fmt.Errorf("qemu: disk %s: unknown bus %q: want %s, %s, %s or %s", d.Path, d.Bus, BusVirtio, BusSCSI, BusAHCI, BusNVMe)
+		return fmt.Errorf("qemu: disk %s: unknown bus %q: want one of %v", d.Path, d.Bus, Buses)
 	}
 	if d.RotationRate != 0 {
 		dev += ",rotation_rate=" + strconv.Itoa(d.RotationRate)
@@ -310,6 +323,19 @@ func (b *argBuilder) attach(d Disk, extra string) error {
 	}
 	b.add("-device", dev+extra)
 	return nil
+}
+
+// controller adds the controller device of the given id and type once,
+// and returns its id.
+func (b *argBuilder) controller(id, device string) string {
+	if b.controllers == nil {
+		b.controllers = map[string]bool{}
+	}
+	if !b.controllers[id] {
+		b.add("-device", device+",id="+id)
+		b.controllers[id] = true
+	}
+	return id
 }
 
 func createDisk(d Disk) error {

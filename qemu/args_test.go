@@ -188,3 +188,44 @@ func TestParseDisk(t *testing.T) {
 		}
 	}
 }
+
+// The boot matrix's machines: a CPU model, no RNG device, and a disk on
+// every controller, each controller added once.
+func TestArgsCPUModelNoRNGAndEveryDiskController(t *testing.T) {
+	k := touch(t, "vmlinuz")
+	var disks []Disk
+	for _, b := range []Bus{BusVirtio, BusSCSI, BusAHCI, BusNVMe, BusIDE, BusIDE, BusLSI, BusLSI, BusMegaSAS, BusUSB, BusUSB, BusUAS, BusUAS} {
+		disks = append(disks, Disk{Size: 1 << 20, Bus: b})
+	}
+	disks[7].RotationRate = HDD
+	args, _ := buildArgs(t, Options{Boot: KernelBoot(k, "", ""), Machine: "pc", CPU: "Nehalem", NoRNG: true, Disks: disks,
+		NICs: []NIC{{Model: "vmxnet3"}, {Model: "rtl8139"}}})
+	wantArgs(t, args, "-machine pc", "-accel tcg,thread=multi -cpu Nehalem",
+		"-device virtio-blk-pci,drive=drive0",
+		"-device virtio-scsi-pci,id=scsi0", "-device scsi-hd,bus=scsi0.0,drive=drive1",
+		"-device ahci,id=ahci0", "-device ide-hd,bus=ahci0.0,drive=drive2",
+		"-device nvme,drive=drive3,serial=gridnode3",
+		"-device ide-hd,bus=ide.0,unit=0,drive=drive4", "-device ide-hd,bus=ide.1,unit=0,drive=drive5",
+		"-device lsi53c895a,id=lsi0", "-device scsi-hd,bus=lsi0.0,drive=drive6", "-device scsi-hd,bus=lsi0.0,drive=drive7,rotation_rate=7200",
+		"-device megasas,id=megasas0", "-device scsi-hd,bus=megasas0.0,drive=drive8",
+		"-device qemu-xhci,id=xhci", "-device usb-storage,bus=xhci.0,drive=drive9", "-device usb-storage,bus=xhci.0,drive=drive10",
+		"-device usb-uas,id=uas-drive11,bus=xhci.0", "-device scsi-hd,bus=uas-drive11.0,drive=drive11",
+		"-device usb-uas,id=uas-drive12,bus=xhci.0", "-device scsi-hd,bus=uas-drive12.0,drive=drive12",
+		"-device vmxnet3,netdev=net0", "-device rtl8139,netdev=net1")
+	for _, once := range []string{"virtio-rng-pci", "-device lsi53c895a", "-device qemu-xhci", "-device virtio-scsi-pci", "-device megasas"} {
+		if n := strings.Count(args, once); n > 1 || (n == 0) != (once == "virtio-rng-pci") {
+			t.Errorf("%q appears %d times:\n%s", once, n, args)
+		}
+	}
+	// The default keeps the RNG device and -cpu max.
+	args, _ = buildArgs(t, Options{Boot: KernelBoot(k, "", "")})
+	wantArgs(t, args, "-cpu max", "-device virtio-rng-pci")
+}
+
+func TestValidateIDENeedsPC(t *testing.T) {
+	o := Options{Boot: KernelBoot(touch(t, "vmlinuz"), "", ""), Disks: []Disk{{Size: 1, Bus: BusIDE}}}
+	o.defaults()
+	if err := o.validate(); err == nil || !strings.Contains(err.Error(), "needs machine pc") {
+		t.Errorf("IDE on q35: err = %v", err)
+	}
+}

@@ -113,13 +113,27 @@ func (f Firmware) String() string {
 type Bus string
 
 const (
-	BusVirtio Bus = "virtio-blk"  // virtio-blk-pci: /dev/vdX
-	BusSCSI   Bus = "virtio-scsi" // scsi-hd on virtio-scsi-pci: /dev/sdX, with rotation rate
-	BusAHCI   Bus = "ahci"        // ide-hd on an AHCI controller: /dev/sdX, with rotation rate
-	BusNVMe   Bus = "nvme"        // NVMe controller: /dev/nvmeXn1 (always non-rotational)
+	BusVirtio  Bus = "virtio-blk"  // virtio-blk-pci: /dev/vdX
+	BusSCSI    Bus = "virtio-scsi" // scsi-hd on virtio-scsi-pci: /dev/sdX, with rotation rate
+	BusAHCI    Bus = "ahci"        // ide-hd on an AHCI controller (ich9-ahci): /dev/sdX, with rotation rate
+	BusNVMe    Bus = "nvme"        // NVMe controller: /dev/nvmeXn1 (always non-rotational)
+	BusIDE     Bus = "ide"         // ide-hd on the machine's own IDE controller (PIIX on pc; none on q35)
+	BusLSI     Bus = "lsi53c895a"  // scsi-hd on an LSI 53C895A SCSI controller (sym53c8xx)
+	BusMegaSAS Bus = "megasas"     // scsi-hd on an LSI MegaRAID SAS 1078 (megaraid_sas)
+	BusUSB     Bus = "usb-storage" // a USB mass-storage stick (bulk-only) on XHCI
+	BusUAS     Bus = "uas"         // scsi-hd behind a USB attached SCSI (UAS) device on XHCI
 )
 
-// Rotation rates for Disk.RotationRate (SCSI and AHCI only).
+// Buses lists every Bus, for errors and test matrices.
+var Buses = []Bus{BusVirtio, BusSCSI, BusAHCI, BusNVMe, BusIDE, BusLSI, BusMegaSAS, BusUSB, BusUAS}
+
+// scsiHD says whether disks on the bus are scsi-hd devices, which report a
+// rotation rate.
+func (b Bus) scsiHD() bool {
+	return b == BusSCSI || b == BusLSI || b == BusMegaSAS || b == BusUAS
+}
+
+// Rotation rates for Disk.RotationRate (SCSI-disk buses and AHCI only).
 const (
 	SSD = 1    // reported as non-rotational: /sys/block/X/queue/rotational = 0
 	HDD = 7200 // a 7200 rpm disk: rotational = 1
@@ -177,7 +191,15 @@ type Options struct {
 
 	// Accel is "kvm" or "tcg"; empty means $GRIDNODE_ACCEL, else Accel().
 	Accel   string
-	Machine string // default "q35"
+	Machine string // "pc" (i440fx) or "q35" (default)
+	// CPU is the -cpu model under TCG: "max" (default: every feature TCG
+	// emulates), or an older one such as "qemu64" or "Nehalem", which lack
+	// PCLMULQDQ and RDRAND as real machines do. Under KVM the default is
+	// "host".
+	CPU string
+	// NoRNG leaves out the virtio-rng device that by default feeds the
+	// guest's random pool, as on a machine without a hardware RNG.
+	NoRNG bool
 	// AllowReboot lets a guest reboot restart the VM; by default a reboot
 	// (or a panic with panic=N) ends QEMU, so a test sees it as an exit.
 	AllowReboot bool

@@ -9,9 +9,11 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,11 +39,26 @@ type Index struct {
 
 // Groups are named driver sets a spec may use instead of module names.
 var Groups = map[string][]string{
-	"virtio":  {"virtio_net", "virtio_blk", "virtio_scsi", "virtio_pci", "virtio_console", "virtio_rng"},
-	"storage": {"nvme", "ahci", "sd_mod", "sr_mod", "virtio_scsi", "usb_storage", "uas", "xhci_pci", "ehci_pci"},
-	"nics":    {"e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "r8169", "tg3", "bnxt_en", "mlx5_core", "virtio_net"},
-	// platform: the ACPI power button and the input layer PID 1 reads it through.
-	"platform":    {"button", "evdev"},
+	"virtio": {"virtio_net", "virtio_blk", "virtio_scsi", "virtio_pci", "virtio_console", "virtio_rng"},
+	// storage: NVMe, SATA/AHCI and older SATA chipsets, IDE (PIIX), USB
+	// sticks and UAS behind every USB host controller, and the RAID and
+	// HBA controllers of servers farmers reuse (LSI/Broadcom MegaRAID,
+	// SAS2/3 and Fusion-MPT, Adaptec, HP Smart Array, Microchip SmartPQI,
+	// LSI 53c8xx, Areca, 3ware, Marvell, PMC, Intel SCU), and VMware's.
+	"storage": {"nvme", "ahci", "ata_piix", "ata_generic", "sata_nv", "sata_sil24", "sata_via", "sd_mod", "sr_mod", "virtio_scsi",
+		"usb_storage", "uas", "xhci_pci", "ehci_pci", "uhci_hcd", "ohci_pci",
+		"megaraid_sas", "megaraid_mbox", "mpt3sas", "mpi3mr", "mptsas", "mptspi", "aacraid", "hpsa", "smartpqi", "sym53c8xx",
+		"arcmsr", "3w_9xxx", "3w_sas", "mvsas", "pm80xx", "isci", "vmw_pvscsi"},
+	// nics: Intel, Broadcom, Mellanox/NVIDIA, Realtek, Emulex, QLogic,
+	// Aquantia, Solarflare, Chelsio, NVIDIA nForce, Marvell, Cisco, Amazon
+	// and the NICs hypervisors emulate.
+	"nics": {"e100", "e1000", "e1000e", "igb", "igc", "igbvf", "ixgbe", "ixgbevf", "i40e", "ice", "r8169", "8139too", "8139cp",
+		"tg3", "bnx2", "bnx2x", "bnxt_en", "mlx4_en", "mlx5_core", "be2net", "qede", "atlantic", "sfc", "cxgb4", "forcedeth",
+		"sky2", "skge", "enic", "ena", "vmxnet3", "virtio_net"},
+	// platform: the ACPI power button and the input layer PID 1 reads it
+	// through; the hardware RNGs that fill the kernel's random pool
+	// (chipsets' and CPUs', TPMs: built into Debian's kernel).
+	"platform":    {"button", "evdev", "amd_rng", "intel_rng", "via_rng", "tpm_tis", "tpm_crb"},
 	"filesystems": {"ext4", "vfat", "iso9660", "btrfs", "nls_cp437", "nls_utf8", "nls_ascii"},
 }
 
@@ -273,12 +290,7 @@ func (ix *Index) Closure(names []string) []string {
 	for _, n := range names {
 		visit(n)
 	}
-	out := make([]string, 0, len(in))
-	for n := range in {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(in))
 }
 
 // providers lists the modules that declare alias a literally, sorted.
@@ -296,6 +308,27 @@ func (ix *Index) providers(a string) []string {
 	return l
 }
 
+// hardDeps lists what n needs loaded before it, from "depends" alone,
+// sorted. Soft dependencies are no part of it: they name alternatives
+// (crc-t10dif's "pre: crct10dif" is provided by crct10dif_generic and by
+// crct10dif_pclmul, which fails with ENODEV on a CPU without PCLMULQDQ),
+// and a loader fails every module above a hard dependency that fails. They
+// go to modules.softdep, where a loader tries them and carries on.
+func (ix *Index) hardDeps(n string) []string {
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(x string) {
+		for _, d := range ix.Modules[x].Depends {
+			if !seen[d] && ix.Modules[d] != nil { // nil: built in
+				seen[d] = true
+				visit(d)
+			}
+		}
+	}
+	visit(n)
+	return slices.Sorted(maps.Keys(seen))
+}
+
 // Tables returns modules.dep, modules.alias and modules.softdep for the
 // modules named (which must be closed under dependencies), in the formats
 // depmod writes and modprobe and u-root's kmodule read.
@@ -304,7 +337,7 @@ func (ix *Index) Tables(names []string) (dep, alias, softdep []byte) {
 	for _, n := range names {
 		m := ix.Modules[n]
 		var deps []string
-		for _, x := range ix.Closure(m.Depends) {
+		for _, x := range ix.hardDeps(n) {
 			deps = append(deps, ix.Modules[x].Path)
 		}
 		fmt.Fprintf(&d, "%s:", m.Path)

@@ -22,6 +22,16 @@ func testIndex() *Index {
 			"crc32c_intel":   {Name: "crc32c_intel", Path: "kernel/arch/x86/crypto/crc32c-intel.ko", Aliases: []string{"crypto-crc32c"}},
 			"isofs":          {Name: "isofs", Path: "kernel/fs/isofs/isofs.ko", Aliases: []string{"iso9660", "fs-iso9660"}},
 			"usb_storage":    {Name: "usb_storage", Path: "kernel/drivers/usb/storage/usb-storage.ko", Firmware: []string{"x.bin"}},
+			// As in Debian 6.1: sd_mod needs crc_t10dif, whose soft
+			// dependency "crct10dif" two modules provide, one of them only
+			// on CPUs with PCLMULQDQ.
+			"sd_mod":            {Name: "sd_mod", Path: "kernel/drivers/scsi/sd_mod.ko", Depends: []string{"scsi_mod", "t10_pi"}},
+			"scsi_mod":          {Name: "scsi_mod", Path: "kernel/drivers/scsi/scsi_mod.ko"},
+			"t10_pi":            {Name: "t10_pi", Path: "kernel/block/t10-pi.ko", Depends: []string{"crc_t10dif"}},
+			"crc_t10dif":        {Name: "crc_t10dif", Path: "kernel/lib/crc-t10dif.ko", Depends: []string{"crct10dif_common"}, SoftPre: []string{"crct10dif"}},
+			"crct10dif_common":  {Name: "crct10dif_common", Path: "kernel/crypto/crct10dif_common.ko"},
+			"crct10dif_generic": {Name: "crct10dif_generic", Path: "kernel/crypto/crct10dif_generic.ko", Depends: []string{"crct10dif_common"}, Aliases: []string{"crct10dif", "crypto-crct10dif"}},
+			"crct10dif_pclmul":  {Name: "crct10dif_pclmul", Path: "kernel/arch/x86/crypto/crct10dif-pclmul.ko", Depends: []string{"crct10dif_common"}, Aliases: []string{"crct10dif", "crypto-crct10dif", "cpu:type:x86,ven*fam*mod*:feature:*0081*"}},
 		},
 	}
 }
@@ -71,6 +81,36 @@ func TestTables(t *testing.T) {
 	if string(softdep) != "softdep ext4 pre: crc32c\n" {
 		t.Errorf("modules.softdep = %q", softdep)
 	}
+}
+
+// A soft dependency of a dependency is no hard dependency: sd_mod's line
+// in modules.dep names neither crct10dif provider (a loader would fail
+// sd_mod with crct10dif_pclmul's ENODEV on a CPU without PCLMULQDQ).
+func TestTablesSoftdepOfDependencyStaysSoft(t *testing.T) {
+	ix := testIndex()
+	mods := ix.Closure([]string{"sd_mod"})
+	for _, want := range []string{"crct10dif_generic", "crct10dif_pclmul"} {
+		if !contains(mods, want) {
+			t.Errorf("closure %v lacks %s: the image must carry every provider", mods, want)
+		}
+	}
+	dep, _, softdep := ix.Tables(mods)
+	want := "kernel/drivers/scsi/sd_mod.ko: kernel/lib/crc-t10dif.ko kernel/crypto/crct10dif_common.ko kernel/drivers/scsi/scsi_mod.ko kernel/block/t10-pi.ko\n"
+	if !strings.Contains(string(dep), want) {
+		t.Errorf("modules.dep lacks %q:\n%s", want, dep)
+	}
+	if !strings.Contains(string(softdep), "softdep crc_t10dif pre: crct10dif\n") {
+		t.Errorf("modules.softdep = %q", softdep)
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func TestParseSoftdep(t *testing.T) {

@@ -2,9 +2,10 @@
 // at boot for every device under /sys that has a modalias (coldplug), and
 // later for every device the kernel announces on the uevent netlink socket
 // (hotplug). Matching is modprobe's: each modalias against the glob patterns
-// of modules.alias; loading, with dependencies from modules.dep, is u-root's
-// kmodule. No driver list is hard-coded: the image decides which modules
-// exist.
+// of modules.alias; loading is modprobe's too: hard dependencies from
+// modules.dep, soft ones (alternatives, tried and allowed to fail) from
+// modules.softdep, each module file inserted by u-root's kmodule. No driver
+// list is hard-coded: the image decides which modules exist.
 //
 // The fact "coldplug" it publishes:
 //
@@ -27,7 +28,6 @@ import (
 	"sync"
 
 	"github.com/gridnode/gridnode/node/fact"
-	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,8 +37,8 @@ type Loader struct {
 	Sys string
 	// Logf prints a line on the console.
 	Logf func(format string, args ...any)
-	// Load loads one module with its dependencies [kmodule, from Dir].
-	Load func(module string) error
+	// Kernel loads module files [SysKernel].
+	Kernel Kernel
 	// Publish publishes the fact "coldplug" [fact.Write]; nil-able in tests with NoPublish.
 	Publish   func(name string, v any) error
 	NoPublish bool
@@ -46,11 +46,15 @@ type Loader struct {
 	dir      string
 	aliases  *Aliases
 	softdeps Softdeps
-	modules  map[string]bool // every module in modules.dep, normalized
+	deps     deps
 
 	mu       sync.Mutex
-	loaded   map[string]string // module → modalias
-	failed   map[string]string // module → error
+	devices  map[string][]string // modalias → sysfs folders of the devices that have it
+	states   map[string]*state   // module → its load, once started
+	kernelUp sync.Once           // reads what the kernel has loaded, once
+	poolOnce sync.Once           // starts the entropy watch, once
+	loaded   map[string]string   // module → modalias
+	failed   map[string]string   // module → error
 	attempts map[string]bool
 }
 
@@ -70,8 +74,10 @@ func New(dir string) (*Loader, error) {
 		Sys:      "/sys",
 		Logf:     func(string, ...any) {},
 		Publish:  fact.Write,
+		Kernel:   SysKernel{},
 		dir:      dir,
-		modules:  map[string]bool{},
+		states:   map[string]*state{},
+		devices:  map[string][]string{},
 		loaded:   map[string]string{},
 		failed:   map[string]string{},
 		attempts: map[string]bool{},
@@ -85,14 +91,14 @@ func New(dir string) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coldplug: reading modules.alias: %w", err)
 	}
-	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
+	f, err = os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {
 		return nil, fmt.Errorf("coldplug: %w", err)
 	}
-	for _, line := range strings.Split(string(dep), "\n") {
-		if p, _, ok := strings.Cut(line, ":"); ok {
-			l.modules[moduleName(p)] = true
-		}
+	l.deps, err = parseDeps(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("coldplug: reading modules.dep: %w", err)
 	}
 	l.softdeps = Softdeps{}
 	if f, err := os.Open(filepath.Join(dir, "modules.softdep")); err == nil {
@@ -102,7 +108,6 @@ func New(dir string) (*Loader, error) {
 			return nil, fmt.Errorf("coldplug: reading modules.softdep: %w", err)
 		}
 	}
-	l.Load = l.kmoduleLoad
 	return l, nil
 }
 
@@ -115,23 +120,21 @@ func moduleName(path string) string {
 	return normalize(b)
 }
 
-// kmoduleLoad loads a module with its dependencies. A fresh Prober each time
-// reads /proc/modules, so it knows what is loaded by now.
-func (l *Loader) kmoduleLoad(module string) error {
-	rel := filepath.Base(l.dir)
-	// kmodule looks in RootDir/lib/modules/REL.
-	root := strings.TrimSuffix(l.dir, filepath.Join("/lib/modules", rel))
-	p, err := kmodule.NewProber(kmodule.ProbeOpts{KVer: rel, RootDir: root})
-	if err != nil {
-		return err
-	}
-	return p.Probe(module, "")
+// Load loads one module with what it needs (see load). The first call
+// learns what the kernel has loaded already.
+func (l *Loader) Load(module string) error {
+	l.kernelUp.Do(func() {
+		if mods, err := l.Kernel.Loaded(); err == nil {
+			l.markLoaded(mods)
+		}
+	})
+	return l.load(normalize(module), nil)
 }
 
 // Resolve returns the modules a name stands for: itself if it is a module,
 // else the modules its alias matches (as modprobe resolves "fs-vfat").
 func (l *Loader) Resolve(name string) []string {
-	if n := normalize(name); l.modules[n] {
+	if n := normalize(name); l.deps.path[n] != "" {
 		return []string{n}
 	}
 	var mods []string
@@ -142,7 +145,9 @@ func (l *Loader) Resolve(name string) []string {
 }
 
 // Modprobe loads name (a module or an alias) the way the kernel's
-// request_module expects of /sbin/modprobe.
+// request_module expects of /sbin/modprobe. An alias that several modules
+// provide ("crypto-crct10dif": a CPU-specific one and a generic one) is
+// served when one of them loads; it fails only when all do.
 func (l *Loader) Modprobe(name string) error {
 	mods := l.Resolve(name)
 	if len(mods) == 0 {
@@ -150,31 +155,21 @@ func (l *Loader) Modprobe(name string) error {
 	}
 	var errs []error
 	for _, m := range mods {
-		if err := l.loadWithSoftdeps(m); err != nil {
+		if err := l.Load(m); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", m, err))
 		}
 	}
+	if len(errs) < len(mods) {
+		return nil
+	}
 	return errors.Join(errs...)
-}
-
-func (l *Loader) loadWithSoftdeps(m string) error {
-	sd := l.softdeps[m]
-	for _, pre := range sd.Pre {
-		l.Load(normalize(pre)) // soft: a missing one is fine
-	}
-	err := l.Load(m)
-	if err == nil {
-		for _, post := range sd.Post {
-			l.Load(normalize(post))
-		}
-	}
-	return err
 }
 
 // Handle loads the modules one device's modalias matches, each module once
 // per boot. It says how many modules it loaded that were not loaded before.
 func (l *Loader) Handle(modalias, tag string) int {
 	n := 0
+	var failed []string
 	for _, m := range l.aliases.Match(modalias) {
 		m = normalize(m)
 		l.mu.Lock()
@@ -185,17 +180,21 @@ func (l *Loader) Handle(modalias, tag string) int {
 		l.attempts[m] = true
 		l.mu.Unlock()
 
-		err := l.loadWithSoftdeps(m)
+		err := l.Load(m)
 		l.mu.Lock()
 		if err != nil {
 			l.failed[m] = err.Error()
 			l.Logf("%s: cannot load %s (%s): %v", tag, m, modalias, err)
+			failed = append(failed, fmt.Sprintf("%s failed: %v", m, err))
 		} else {
 			l.loaded[m] = modalias
 			n++
 			l.Logf("%s: loaded %s (%s)", tag, m, modalias)
 		}
 		l.mu.Unlock()
+	}
+	if len(failed) > 0 {
+		l.sayUnclaimed(tag, modalias, strings.Join(failed, "; "))
 	}
 	return n
 }
@@ -211,6 +210,7 @@ func (l *Loader) Modaliases() []string {
 		if b, err := os.ReadFile(p); err == nil {
 			if s := strings.TrimSpace(string(b)); s != "" {
 				seen[s] = true
+				l.addDevice(s, filepath.Dir(p))
 			}
 		}
 	}
@@ -279,6 +279,9 @@ func (l *Loader) Coldplug() fact.Coldplug {
 	}
 	scan()
 	wg.Wait()
+	// The hardware RNG drivers (virtio_rng, the chipsets', TPMs built in)
+	// have loaded by now: if the random pool is still not ready, say so.
+	l.poolOnce.Do(func() { go sysPool.watch(l.Logf) })
 	return l.publish()
 }
 
@@ -379,6 +382,7 @@ func (l *Loader) Hotplug(ctx context.Context, u *Uevents) error {
 		if !ok || ev.Action != "add" || ev.Env["MODALIAS"] == "" {
 			continue
 		}
+		l.addDevice(ev.Env["MODALIAS"], filepath.Join(l.Sys, ev.Devpath))
 		if l.Handle(ev.Env["MODALIAS"], "hotplug") > 0 {
 			// A new bus may bring devices whose add events we see next,
 			// but also devices that existed before we could load their

@@ -114,9 +114,10 @@ func TestColdplugLoopsUntilNoNewModules(t *testing.T) {
 		defer mu.Unlock()
 		lines = append(lines, strings.TrimSpace(sprintf(f, a...)))
 	}
-	l.Load = func(m string) error {
+	l.Kernel = kernelFunc(func(path string) error {
 		mu.Lock()
 		defer mu.Unlock()
+		m := moduleName(path)
 		loads = append(loads, m)
 		if m == "virtio_pci" {
 			for i, id := range []string{"00000001", "00000002"} {
@@ -126,7 +127,7 @@ func TestColdplugLoopsUntilNoNewModules(t *testing.T) {
 			}
 		}
 		return nil
-	}
+	})
 	f := l.Coldplug()
 	if want := []string{"virtio_blk", "virtio_net", "virtio_pci"}; !reflect.DeepEqual(f.Loaded, want) {
 		t.Errorf("loaded %v, want %v", f.Loaded, want)

@@ -288,3 +288,26 @@ func TestRunRefreshesOnChange(t *testing.T) {
 		return strings.Contains(string(b), clearScreen) && strings.Contains(string(b), "Twin: 7")
 	}, "tty1 to be redrawn with the registration")
 }
+
+// A device left without a driver and a GPU show on the screen and in the
+// serial status block.
+func TestScreenShowsUnclaimedDevicesAndGPUs(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hardware.json"), []byte(`{"cru": 1, "mru": 1, "disks": [],
+		"gpus": [{"address": "0000:01:00.0", "vendor": "Advanced Micro Devices, Inc. [AMD/ATI]", "model": "Rage 128 PF/PRO AGP 4x TMDS", "vendor_id": "1002", "device_id": "5046", "iommu_group": "7"}],
+		"unclaimed": [{"address": "0000:00:04.0", "vendor_id": "1b36", "device_id": "0010", "vendor": "Red Hat, Inc.", "device": "QEMU NVM Express Controller", "modules": ["nvme"]}]}`), 0o644)
+	s := load(dir)
+	screen := strings.Join(s.lines(), "\n")
+	for _, want := range []string{"NO DRIVER  : [1b36:0010] Red Hat, Inc. QEMU NVM Express Controller at", "GPU        : [1002:5046] Advanced Micro Devices, Inc. [AMD/ATI] Rage 128"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("screen lacks %q:\n%s", want, screen)
+		}
+	}
+	serial := strings.Join(s.serial(), "\n")
+	for _, want := range []string{"status: no driver for [1b36:0010] Red Hat, Inc. QEMU NVM Express Controller at 0000:00:04.0 (nvme)",
+		"status: gpu [1002:5046] Advanced Micro Devices, Inc. [AMD/ATI] Rage 128 PF/PRO AGP 4x TMDS at 0000:01:00.0 iommu_group=7"} {
+		if !strings.Contains(serial, want) {
+			t.Errorf("serial block lacks %q:\n%s", want, serial)
+		}
+	}
+}

@@ -209,6 +209,16 @@ func (s snapshot) lines() []string {
 
 	if h := s.hardware; h != nil {
 		add("Capacity   : %d CPUs, %s memory, %s SSD, %s HDD", h.CRU, round.Bytes(h.MRU), round.Bytes(h.SRU), round.Bytes(h.HRU))
+		for _, g := range h.GPUs {
+			for i, w := range wrap(fmt.Sprintf("[%s:%s] %s %s at %s", g.VendorID, g.DeviceID, g.Vendor, g.Model, g.Address), 80-13) {
+				add("%s%s", pick(i == 0, "GPU        : ", "             "), w)
+			}
+		}
+		for _, d := range h.Unclaimed {
+			for i, w := range wrap(d.String(), 80-13) {
+				add("%s%s", pick(i == 0, "NO DRIVER  : ", "             "), w)
+			}
+		}
 	} else {
 		add("Capacity   : (waiting for the hardware module)")
 	}
@@ -274,6 +284,12 @@ func (s snapshot) serial() []string {
 	if h := s.hardware; h != nil {
 		l = append(l, fmt.Sprintf("status: capacity cru=%d mru=%s sru=%s hru=%s", h.CRU,
 			strings.ReplaceAll(round.Bytes(h.MRU), " ", ""), strings.ReplaceAll(round.Bytes(h.SRU), " ", ""), strings.ReplaceAll(round.Bytes(h.HRU), " ", "")))
+		for _, d := range h.Unclaimed {
+			l = append(l, fmt.Sprintf("status: no driver for %s (%s)", d, strings.Join(d.Modules, ", ")))
+		}
+		for _, g := range h.GPUs {
+			l = append(l, fmt.Sprintf("status: gpu [%s:%s] %s %s at %s iommu_group=%s", g.VendorID, g.DeviceID, g.Vendor, g.Model, g.Address, orDash(g.IOMMUGroup)))
+		}
 	}
 	if len(s.modules) > 0 {
 		var parts []string
@@ -330,4 +346,11 @@ func wrap(s string, n int) []string {
 		}
 	}
 	return append(lines, line)
+}
+
+func pick(first bool, a, b string) string {
+	if first {
+		return a
+	}
+	return b
 }

@@ -12,7 +12,12 @@
 //	             ("ssd" or "hdd"), removable, capacity, and the reason in words
 //	             when it is not capacity (loop, zram, dm, md, optical, the boot
 //	             medium, ...)
-//	gpus         PCI display controllers: vendor and model from pci.ids
+//	gpus         PCI display controllers (class 03xx, with or without a
+//	             driver; BMC and hypervisor consoles left out): address,
+//	             vendor and model from pci.ids, vendor_id, device_id, class,
+//	             iommu_group, driver
+//	unclaimed    PCI devices a module of the image matches that no driver
+//	             claimed (its load or probe failed), named from pci.ids
 //	nics         network interfaces: name, mac, driver, speed (Mb/s, 0 when
 //	             unknown), carrier, physical (backed by a device, not virtual)
 //	dmi          vendor, product, serial from SMBIOS ("" when a placeholder)
@@ -34,9 +39,9 @@
 // first minute, while drivers load, then every 30 s), and republishes only
 // when the fact changed.
 //
-// pci.ids: pcidb looks for /usr/share/hwdata/pci.ids, then
-// /usr/share/misc/pci.ids (and .gz of each); the image ships Debian's at
-// /usr/share/misc/pci.ids. Without it, GPUs are listed by hex IDs.
+// pci.ids: read by package pciids (/usr/share/misc/pci.ids, where the image
+// ships Debian's, then /usr/share/hwdata/pci.ids) only when there is a GPU
+// or an unclaimed device to name. Without it, GPUs are listed by hex IDs.
 package hardware
 
 import (
@@ -148,7 +153,7 @@ func deviceList(root string) string {
 // Probe reads the hardware under root ("/" on a node; a synthetic tree in
 // tests). bootDisk names the boot medium's disk, "" when there is none.
 func Probe(root string, cfg config.Node, bootDisk string) (fact.Hardware, error) {
-	f := fact.Hardware{Disks: []fact.Disk{}, GPUs: []fact.GPU{}, NICs: []fact.NIC{}}
+	f := fact.Hardware{Disks: []fact.Disk{}, GPUs: []fact.GPU{}, NICs: []fact.NIC{}, Unclaimed: []fact.PCIDevice{}}
 	cpuinfo, err := os.ReadFile(filepath.Join(root, "proc/cpuinfo"))
 	if err != nil {
 		return f, fmt.Errorf("hardware: reading /proc/cpuinfo: %w", err)
@@ -171,7 +176,7 @@ func Probe(root string, cfg config.Node, bootDisk string) (fact.Hardware, error)
 		}
 	}
 	f.NICs = nics(root)
-	f.PCI, f.GPUs = pciDevices(root)
+	f.PCI, f.GPUs, f.Unclaimed = pciDevices(root)
 	return f, nil
 }
 

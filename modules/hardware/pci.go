@@ -3,13 +3,14 @@ package hardware
 import (
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
+	"github.com/gridnode/gridnode/init/coldplug"
+	"github.com/gridnode/gridnode/internal/pciids"
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/jaypipes/ghw"
-	"github.com/jaypipes/ghw/pkg/pci"
 	"github.com/jaypipes/ghw/pkg/util"
-	"github.com/jaypipes/pcidb"
 )
 
 // ghwOpts points ghw at root and keeps it quiet and self-contained: no
@@ -60,56 +61,98 @@ func dmi(root string) fact.DMI {
 // Red Hat (QXL, virtio-gpu), VMware, VirtualBox.
 var consoleVGA = map[string]bool{"1a03": true, "102b": true, "1234": true, "1013": true, "1b36": true, "1af4": true, "15ad": true, "80ee": true}
 
-// pciDevices counts PCI functions and lists display controllers (class 03,
-// less consoleVGA) whatever their driver: a GPU without a loaded driver has
-// no /sys/class/drm entry, which is where ghw's GPU probe looks. Names come
-// from pci.ids, which pcidb finds at /usr/share/hwdata/pci.ids or
-// /usr/share/misc/pci.ids (the image ships Debian's at the latter); without
-// it the IDs are reported in hex. pci.ids is read only when there is a GPU
-// to name: parsing its 35,000 lines is most of the hardware probe on a
-// small or emulated machine, and most nodes have no GPU.
-func pciDevices(root string) (int, []fact.GPU) {
-	n, gpus := rawPCI(root)
-	if len(gpus) == 0 {
-		return n, gpus
-	}
-	db, err := pcidb.New(pcidb.WithChroot(root))
-	if err != nil {
-		return n, gpus
-	}
-	info, err := pci.New(ghwOpts(root, ghw.WithPCIDB(db))...)
-	if err != nil {
-		return n, gpus
-	}
-	named := []fact.GPU{}
-	for _, d := range info.Devices {
-		if d.Class == nil || d.Class.ID != "03" || d.Vendor == nil || consoleVGA[d.Vendor.ID] {
-			continue
-		}
-		g := fact.GPU{Address: d.Address, Vendor: d.Vendor.Name}
-		if d.Product != nil {
-			g.Model = d.Product.Name
-		}
-		named = append(named, g)
-	}
-	return len(info.Devices), named
+// pciFunc is what sysfs says of one PCI function.
+type pciFunc struct {
+	addr, vendor, device, class, modalias, driver, iommuGroup string
 }
 
-// rawPCI counts PCI functions and finds the GPUs from the raw sysfs
-// attributes, with hex IDs for names.
-func rawPCI(root string) (int, []fact.GPU) {
-	gpus := []fact.GPU{}
+// readPCI reads every PCI function under root/sys/bus/pci/devices, ids in
+// lower-case hex without 0x.
+func readPCI(root string) []pciFunc {
 	dir := filepath.Join(root, "sys/bus/pci/devices")
 	ents, _ := os.ReadDir(dir)
+	var l []pciFunc
 	for _, e := range ents {
-		vendor := readTrim(filepath.Join(dir, e.Name(), "vendor"))
-		if strings.HasPrefix(readTrim(filepath.Join(dir, e.Name(), "class")), "0x03") && !consoleVGA[strings.TrimPrefix(vendor, "0x")] {
-			gpus = append(gpus, fact.GPU{
-				Address: e.Name(),
-				Vendor:  vendor,
-				Model:   readTrim(filepath.Join(dir, e.Name(), "device")),
-			})
+		d := filepath.Join(dir, e.Name())
+		hex := func(attr string) string {
+			return strings.ToLower(strings.TrimPrefix(readTrim(filepath.Join(d, attr)), "0x"))
+		}
+		link := func(name string) string {
+			if t, err := os.Readlink(filepath.Join(d, name)); err == nil {
+				return filepath.Base(t)
+			}
+			return ""
+		}
+		l = append(l, pciFunc{
+			addr: e.Name(), vendor: hex("vendor"), device: hex("device"), class: hex("class"),
+			modalias: readTrim(filepath.Join(d, "modalias")), driver: link("driver"), iommuGroup: link("iommu_group"),
+		})
+	}
+	return l
+}
+
+// pciDevices counts PCI functions, lists the display controllers (class
+// 03, less consoleVGA) whatever their driver — a GPU without a loaded
+// driver has no /sys/class/drm entry, which is where ghw's GPU probe
+// looks —, and the devices left without a driver although a module of the
+// image matches them. Names come from pci.ids, read only when there is
+// something to name (see package pciids); without it the ids stand in.
+func pciDevices(root string) (int, []fact.GPU, []fact.PCIDevice) {
+	funcs := readPCI(root)
+	gpus, unclaimed := []fact.GPU{}, []fact.PCIDevice{}
+	var aliases *coldplug.Aliases
+	var ids []pciids.ID
+	for _, p := range funcs {
+		if strings.HasPrefix(p.class, "03") && !consoleVGA[p.vendor] {
+			gpus = append(gpus, fact.GPU{Address: p.addr, VendorID: p.vendor, DeviceID: p.device,
+				Class: p.class, IOMMUGroup: p.iommuGroup, Driver: p.driver})
+			ids = append(ids, pciids.ID{Vendor: p.vendor, Device: p.device})
+		}
+		if p.driver != "" || p.modalias == "" {
+			continue
+		}
+		if aliases == nil {
+			aliases = imageAliases(root)
+		}
+		if mods := aliases.Match(p.modalias); len(mods) > 0 {
+			unclaimed = append(unclaimed, fact.PCIDevice{Address: p.addr, VendorID: p.vendor, DeviceID: p.device,
+				Class: p.class, Modules: mods})
+			ids = append(ids, pciids.ID{Vendor: p.vendor, Device: p.device})
 		}
 	}
-	return len(ents), gpus
+	names := pciids.Lookup(root, ids...)
+	for i, g := range gpus {
+		n := names[pciids.ID{Vendor: g.VendorID, Device: g.DeviceID}]
+		gpus[i].Vendor, gpus[i].Model = orHex(n.Vendor, g.VendorID), orHex(n.Device, g.DeviceID)
+	}
+	for i, u := range unclaimed {
+		n := names[pciids.ID{Vendor: u.VendorID, Device: u.DeviceID}]
+		unclaimed[i].Vendor, unclaimed[i].Device = n.Vendor, n.Device
+	}
+	return len(funcs), gpus, unclaimed
+}
+
+func orHex(name, id string) string {
+	if name == "" {
+		return "0x" + id
+	}
+	return name
+}
+
+// imageAliases reads the modules.alias of the image's kernel (the one
+// folder under lib/modules on a node); none is an empty set.
+func imageAliases(root string) *coldplug.Aliases {
+	files, _ := filepath.Glob(filepath.Join(root, "lib/modules/*/modules.alias"))
+	sort.Strings(files)
+	for _, p := range files {
+		if f, err := os.Open(p); err == nil {
+			a, err := coldplug.ParseAliases(f)
+			f.Close()
+			if err == nil {
+				return a
+			}
+		}
+	}
+	a, _ := coldplug.ParseAliases(strings.NewReader(""))
+	return a
 }

@@ -30,19 +30,19 @@ var requested = dhcpv4.WithRequestedOptions(
 // runDHCP finds a NIC that gets a lease, holds the lease for as long as the
 // server renews it, and starts over when it is lost. It never gives up.
 func (m *manager) runDHCP(ctx context.Context) error {
-	var wait time.Duration
+	wait := retries()
 	for ctx.Err() == nil {
 		link, lease, err := m.discover(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			wait = backoff(wait)
+			wait := wait.Next()
 			m.log.Error("no network yet; trying again", "in", wait.String(), "err", err)
 			sleep(ctx, wait)
 			continue
 		}
-		wait = 0
+		wait.Reset()
 		m.hold(ctx, link, lease)
 	}
 	return nil

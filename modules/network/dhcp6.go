@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/gridnode/gridnode/internal/backoff"
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/insomniacslk/dhcp/dhcpv6/nclient6"
 	"github.com/vishvananda/netlink"
@@ -18,7 +19,8 @@ import (
 func (m *manager) startDHCPv6(ctx context.Context, iface string) {
 	m.v6Once.Do(func() {
 		go func() {
-			wait, said, tentative := 10*time.Second, false, 0
+			wait := backoff.Counter{Policy: backoff.Policy{Base: 10 * time.Second, Max: dhcp6Retries}}
+			said, tentative := false, 0
 			for {
 				next, err := m.dhcpv6(ctx, iface)
 				if ctx.Err() != nil {
@@ -40,7 +42,7 @@ func (m *manager) startDHCPv6(ctx context.Context, iface string) {
 						m.log.Info("no DHCPv6 address (IPv6 only through router advertisements, if any)", "iface", iface, "err", err)
 						said = true
 					}
-					next, wait = wait, min(2*wait, dhcp6Retries)
+					next = wait.Next()
 				}
 				if !sleep(ctx, next) {
 					return

@@ -231,7 +231,7 @@ func (m *manager) runStatic(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	var wait time.Duration
+	wait := retries()
 	for {
 		err := m.applyStatic(ctx, iface, c)
 		if err == nil {
@@ -239,8 +239,7 @@ func (m *manager) runStatic(ctx context.Context) error {
 		}
 		m.log.Error("static network configuration failed", "err", err)
 		m.update(func(_ *fact.Network, s *fact.NetworkStatus) { s.State, s.Error = fact.NetConfiguring, err.Error() })
-		wait = backoff(wait)
-		if !sleep(ctx, wait) {
+		if !sleep(ctx, wait.Next()) {
 			return nil
 		}
 	}

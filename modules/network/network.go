@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gridnode/gridnode/internal/backoff"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/vishvananda/netlink"
@@ -68,6 +69,7 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 		return fmt.Errorf("network: netlink: %w", err)
 	}
 	defer h.Close()
+	noWaitForEntropy()
 	m := &manager{cfg: cfg, log: log, h: h}
 	return m.run(ctx)
 }
@@ -178,7 +180,7 @@ func (m *manager) watchAddrs(ctx context.Context) {
 func (m *manager) startClock(ctx context.Context) {
 	m.clockOnce.Do(func() {
 		go func() {
-			retry := 15 * time.Second
+			retry := backoff.Counter{Policy: backoff.Policy{Base: 15 * time.Second, Max: clockEvery}}
 			for {
 				m.mu.Lock()
 				servers := slices.Clone(m.cfg.NTP)
@@ -198,9 +200,9 @@ func (m *manager) startClock(ctx context.Context) {
 				if c.Source == "none" || c.Error != "" {
 					// No time source yet (the registrar may come up later):
 					// try again soon, backing off to the normal period.
-					next, retry = retry, min(2*retry, clockEvery)
+					next = retry.Next()
 				} else {
-					retry = 15 * time.Second
+					retry.Reset()
 				}
 				if !sleep(ctx, next) {
 					return
@@ -210,12 +212,10 @@ func (m *manager) startClock(ctx context.Context) {
 	})
 }
 
-// backoff doubles d up to backoffCap.
-func backoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return time.Second
-	}
-	return min(2*d, backoffCap)
+// retries is the schedule between rounds of attempts to get a lease or
+// apply a static address: 1 s, doubling, at most backoffCap.
+func retries() *backoff.Counter {
+	return &backoff.Counter{Policy: backoff.Policy{Base: time.Second, Max: backoffCap}}
 }
 
 // sleep waits d or until ctx is done, and says whether ctx is still alive.

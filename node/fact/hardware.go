@@ -22,6 +22,36 @@ type Hardware struct {
 	Virtualized bool `json:"virtualized"`
 	// PCI is the number of PCI functions.
 	PCI int `json:"pci"`
+	// Unclaimed are the PCI devices that a module of the image matches
+	// but that no driver claimed: the module failed to load or to probe.
+	// The console names each; empty when every device has its driver.
+	Unclaimed []PCIDevice `json:"unclaimed"`
+}
+
+// PCIDevice is one PCI function, named from pci.ids.
+type PCIDevice struct {
+	Address  string `json:"address"`   // "0000:00:04.0"
+	VendorID string `json:"vendor_id"` // four lower-case hex digits: "1b36"
+	DeviceID string `json:"device_id"` // "0010"
+	Class    string `json:"class"`     // class, subclass, interface: "010802"
+	// Vendor and Device are the names in pci.ids, "" when it has none.
+	Vendor string `json:"vendor"`
+	Device string `json:"device"`
+	// Modules are the image's modules whose aliases match the device.
+	Modules []string `json:"modules,omitempty"`
+}
+
+// String is how the console names the device: "[1b36:0010] Red Hat, Inc.
+// QEMU NVM Express Controller at 0000:00:04.0", words a farmer can search for.
+func (d PCIDevice) String() string {
+	s := "[" + d.VendorID + ":" + d.DeviceID + "]"
+	if d.Vendor != "" {
+		s += " " + d.Vendor
+	}
+	if d.Device != "" {
+		s += " " + d.Device
+	}
+	return s + " at " + d.Address
 }
 
 // Disk types.
@@ -45,11 +75,27 @@ type Disk struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-// GPU is a PCI display controller: vendor and model from pci.ids.
+// GPU is a PCI display controller (class 0x03: VGA 0300, 3D controller
+// 0302, other 0380), found whether or not a driver is bound; the consoles
+// of BMCs and hypervisors are left out. The JSON field names are a
+// contract: the registrar record carries them as "gpus".
 type GPU struct {
+	// Address is the PCI address, "0000:01:00.0".
 	Address string `json:"address"`
-	Vendor  string `json:"vendor"`
-	Model   string `json:"model"`
+	// Vendor and Model are the names in pci.ids, or "0x10de" and "0x1eb8"
+	// (the sysfs ids) when it has none.
+	Vendor string `json:"vendor"`
+	Model  string `json:"model"`
+	// VendorID and DeviceID are four lower-case hex digits: "10de", "1eb8".
+	VendorID string `json:"vendor_id"`
+	DeviceID string `json:"device_id"`
+	// Class is class, subclass and interface in hex: "030200".
+	Class string `json:"class"`
+	// IOMMUGroup is the device's IOMMU group number, "" when the IOMMU is
+	// off (a workload can be handed the device only with one).
+	IOMMUGroup string `json:"iommu_group"`
+	// Driver is the bound kernel driver, "" when none.
+	Driver string `json:"driver"`
 }
 
 // NIC is a network interface.
