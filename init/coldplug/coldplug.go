@@ -28,6 +28,7 @@ import (
 	"sync"
 
 	"github.com/gridnode/gridnode/node/fact"
+	"github.com/gridnode/gridnode/node/modalias"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,8 +45,8 @@ type Loader struct {
 	NoPublish bool
 
 	dir      string
-	aliases  *Aliases
-	softdeps Softdeps
+	aliases  *modalias.Aliases
+	softdeps modalias.Softdeps
 	deps     deps
 
 	mu       sync.Mutex
@@ -86,7 +87,7 @@ func New(dir string) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coldplug: %w (the image has no kernel modules for this kernel; check the kernel version the image was built with)", err)
 	}
-	l.aliases, err = ParseAliases(f)
+	l.aliases, err = modalias.ParseAliases(f)
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("coldplug: reading modules.alias: %w", err)
@@ -100,9 +101,9 @@ func New(dir string) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coldplug: reading modules.dep: %w", err)
 	}
-	l.softdeps = Softdeps{}
+	l.softdeps = modalias.Softdeps{}
 	if f, err := os.Open(filepath.Join(dir, "modules.softdep")); err == nil {
-		l.softdeps, err = ParseSoftdeps(f)
+		l.softdeps, err = modalias.ParseSoftdeps(f)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("coldplug: reading modules.softdep: %w", err)
@@ -117,7 +118,7 @@ func moduleName(path string) string {
 	if i := strings.Index(b, ".ko"); i >= 0 {
 		b = b[:i]
 	}
-	return normalize(b)
+	return modalias.Normalize(b)
 }
 
 // Load loads one module with what it needs (see load). The first call
@@ -128,18 +129,18 @@ func (l *Loader) Load(module string) error {
 			l.markLoaded(mods)
 		}
 	})
-	return l.load(normalize(module), nil)
+	return l.load(modalias.Normalize(module), nil)
 }
 
 // Resolve returns the modules a name stands for: itself if it is a module,
 // else the modules its alias matches (as modprobe resolves "fs-vfat").
 func (l *Loader) Resolve(name string) []string {
-	if n := normalize(name); l.deps.path[n] != "" {
+	if n := modalias.Normalize(name); l.deps.path[n] != "" {
 		return []string{n}
 	}
 	var mods []string
 	for _, m := range l.aliases.Match(name) {
-		mods = append(mods, normalize(m))
+		mods = append(mods, modalias.Normalize(m))
 	}
 	return mods
 }
@@ -167,11 +168,11 @@ func (l *Loader) Modprobe(name string) error {
 
 // Handle loads the modules one device's modalias matches, each module once
 // per boot. It says how many modules it loaded that were not loaded before.
-func (l *Loader) Handle(modalias, tag string) int {
+func (l *Loader) Handle(alias, tag string) int {
 	n := 0
 	var failed []string
-	for _, m := range l.aliases.Match(modalias) {
-		m = normalize(m)
+	for _, m := range l.aliases.Match(alias) {
+		m = modalias.Normalize(m)
 		l.mu.Lock()
 		if l.attempts[m] {
 			l.mu.Unlock()
@@ -184,17 +185,17 @@ func (l *Loader) Handle(modalias, tag string) int {
 		l.mu.Lock()
 		if err != nil {
 			l.failed[m] = err.Error()
-			l.Logf("%s: cannot load %s (%s): %v", tag, m, modalias, err)
+			l.Logf("%s: cannot load %s (%s): %v", tag, m, alias, err)
 			failed = append(failed, fmt.Sprintf("%s failed: %v", m, err))
 		} else {
-			l.loaded[m] = modalias
+			l.loaded[m] = alias
 			n++
-			l.Logf("%s: loaded %s (%s)", tag, m, modalias)
+			l.Logf("%s: loaded %s (%s)", tag, m, alias)
 		}
 		l.mu.Unlock()
 	}
 	if len(failed) > 0 {
-		l.sayUnclaimed(tag, modalias, strings.Join(failed, "; "))
+		l.sayUnclaimed(tag, alias, strings.Join(failed, "; "))
 	}
 	return n
 }

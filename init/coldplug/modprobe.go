@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gridnode/gridnode/node/modalias"
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
 )
@@ -146,7 +147,7 @@ func (l *Loader) markLoaded(mods []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, m := range mods {
-		m = normalize(m)
+		m = modalias.Normalize(m)
 		if _, ok := l.states[m]; !ok {
 			st := &state{done: make(chan struct{})}
 			close(st.done)

@@ -6,9 +6,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gridnode/gridnode/init/coldplug"
 	"github.com/gridnode/gridnode/internal/pciids"
 	"github.com/gridnode/gridnode/node/fact"
+	"github.com/gridnode/gridnode/node/modalias"
 	"github.com/jaypipes/ghw"
 	"github.com/jaypipes/ghw/pkg/util"
 )
@@ -100,7 +100,7 @@ func readPCI(root string) []pciFunc {
 func pciDevices(root string) (int, []fact.GPU, []fact.PCIDevice) {
 	funcs := readPCI(root)
 	gpus, unclaimed := []fact.GPU{}, []fact.PCIDevice{}
-	var aliases *coldplug.Aliases
+	var aliases *modalias.Aliases
 	var ids []pciids.ID
 	for _, p := range funcs {
 		if strings.HasPrefix(p.class, "03") && !consoleVGA[p.vendor] {
@@ -141,18 +141,18 @@ func orHex(name, id string) string {
 
 // imageAliases reads the modules.alias of the image's kernel (the one
 // folder under lib/modules on a node); none is an empty set.
-func imageAliases(root string) *coldplug.Aliases {
+func imageAliases(root string) *modalias.Aliases {
 	files, _ := filepath.Glob(filepath.Join(root, "lib/modules/*/modules.alias"))
 	sort.Strings(files)
 	for _, p := range files {
 		if f, err := os.Open(p); err == nil {
-			a, err := coldplug.ParseAliases(f)
+			a, err := modalias.ParseAliases(f)
 			f.Close()
 			if err == nil {
 				return a
 			}
 		}
 	}
-	a, _ := coldplug.ParseAliases(strings.NewReader(""))
+	a, _ := modalias.ParseAliases(strings.NewReader(""))
 	return a
 }

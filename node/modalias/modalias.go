@@ -1,4 +1,8 @@
-package coldplug
+// Package modalias reads the module index the image builder writes beside
+// the kernel modules (modules.alias, modules.softdep) and matches device
+// modaliases against it the way modprobe does: PID 1 loads drivers with it,
+// the hardware module names devices left without one.
+package modalias
 
 import (
 	"bufio"
@@ -181,7 +185,7 @@ func ParseSoftdeps(r io.Reader) (Softdeps, error) {
 		if len(f) < 2 || f[0] != "softdep" {
 			continue
 		}
-		mod := normalize(f[1])
+		mod := Normalize(f[1])
 		d := sd[mod]
 		var into *[]string
 		for _, w := range f[2:] {
@@ -203,4 +207,4 @@ func ParseSoftdeps(r io.Reader) (Softdeps, error) {
 
 // normalize spells a module name the way the kernel lists it in
 // /proc/modules: underscores, not dashes.
-func normalize(name string) string { return strings.ReplaceAll(name, "-", "_") }
+func Normalize(name string) string { return strings.ReplaceAll(name, "-", "_") }
