@@ -18,6 +18,7 @@ import (
 	"github.com/gridnode/gridnode/init/mounts"
 	"github.com/gridnode/gridnode/init/powerbutton"
 	"github.com/gridnode/gridnode/init/supervisor"
+	"github.com/gridnode/gridnode/init/supervisor/reap"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
@@ -95,6 +96,9 @@ func pid1() {
 		con.Printf("gridnode: warning: %v", err)
 	}
 	os.Setenv("PATH", "/bin:/sbin:/usr/bin:/usr/sbin")
+	// Every orphan of the system is ours to reap, from now until the end,
+	// whatever becomes of the rest of PID 1.
+	reap.Run()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	sd := &shutdown{cancel: cancel}
@@ -124,14 +128,8 @@ func pid1() {
 		boot(ctx, con, sd)
 	}()
 	// Normally boot returns once every module stopped. If it failed, the
-	// modules it started are on their own: keep reaping what exits.
-	go func() {
-		for {
-			if _, err := unix.Wait4(-1, nil, 0, nil); err == unix.ECHILD {
-				time.Sleep(time.Second)
-			}
-		}
-	}()
+	// modules it started are on their own (the reaper still collects them)
+	// until a shutdown is asked for.
 	<-ctx.Done()
 	finish(con, sd.cmd)
 }
@@ -373,6 +371,7 @@ func supervise(ctx context.Context, con *console, cfg config.Node, self string) 
 		svcs = append(svcs, debugShells(con)...)
 	}
 	sup, err := supervisor.New(svcs, supervisor.Options{
+		Facts:    fact.DefaultDir,
 		Console:  con,
 		LogDir:   filepath.Join(fact.DefaultDir, "log"),
 		AllReady: func() { con.Printf("gridnode: ready") },
