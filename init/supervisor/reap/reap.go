@@ -12,6 +12,9 @@
 // lock: an exit cannot be collected before its owner is known. Signals go
 // through the same lock, so a pid is never signalled after it was reaped
 // (when it may already name another process).
+//
+// A program that uses it must start its children through it, never with
+// os/exec: the reaper would take the exit that exec.Cmd.Wait waits for.
 package reap
 
 import (

@@ -70,19 +70,18 @@ func (r *Runner) Run(ctx context.Context, ev runner.Events) error {
 	}
 	ev.Started(p)
 
-	var cond condition.Condition
+	var conds []condition.Condition
 	if r.Notify {
-		cond = condition.Closed(notified, "readiness notification")
+		conds = append(conds, condition.Closed(notified, "readiness notification"))
 	}
-	cond = condition.All(cond, r.Ready)
-	if !r.Notify && r.Ready == nil {
-		cond = nil
+	if r.Ready != nil {
+		conds = append(conds, r.Ready)
 	}
 	readyCtx, cancel := context.WithCancel(context.Background())
 	readyDone := make(chan struct{})
 	go func() {
 		defer close(readyDone)
-		if cond != nil && cond.Wait(readyCtx) == nil {
+		if len(conds) > 0 && condition.All(conds...).Wait(readyCtx) == nil {
 			ev.Ready()
 		}
 	}()
