@@ -160,6 +160,12 @@ func runModule(name string, stderr io.Writer) int {
 		log.Warn("no configuration fact; using defaults", "err", err)
 		cfg = config.Default()
 	}
+	// Every module is ready once it has published its fact: this is the one
+	// place that says so to the supervisor (on the readiness pipe it gave
+	// this process).
+	if err := fact.ReadyOnPublish(m.name); err != nil {
+		log.Error("the supervisor will not learn that this module is ready", "err", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err := safeRun(ctx, m, cfg, log)

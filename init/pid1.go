@@ -18,6 +18,7 @@ import (
 	"github.com/gridnode/gridnode/init/mounts"
 	"github.com/gridnode/gridnode/init/powerbutton"
 	"github.com/gridnode/gridnode/init/supervisor"
+	"github.com/gridnode/gridnode/init/supervisor/reap"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
@@ -66,21 +67,33 @@ func openConsole() *console {
 	return &console{w: os.Stdout}
 }
 
-// shutdown is what PID 1 was asked to do at the end.
+// An ending is what PID 1 does last, once every module has stopped in
+// order and the file systems are unmounted. A kexec into the next release
+// (the upgrade module) is one more ending: its do is
+// reboot(LINUX_REBOOT_CMD_KEXEC) into the kernel loaded beforehand, and
+// the ordered stop before it is the same as for a power-off.
+type ending struct {
+	say string       // on the console when the ending is asked for
+	do  func() error // does not return when it works
+}
+
+var (
+	powerOff = ending{"gridnode: powering off", func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF) }}
+	reboot   = ending{"gridnode: rebooting", func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART) }}
+)
+
+// shutdown is what PID 1 was asked to do at the end: the first request
+// wins.
 type shutdown struct {
 	once   sync.Once
-	cmd    int // unix.LINUX_REBOOT_CMD_*
+	end    ending
 	cancel context.CancelFunc
 }
 
-func (s *shutdown) request(con *console, cmd int) {
+func (s *shutdown) request(con *console, e ending) {
 	s.once.Do(func() {
-		s.cmd = cmd
-		if cmd == unix.LINUX_REBOOT_CMD_RESTART {
-			con.Printf("gridnode: rebooting")
-		} else {
-			con.Printf("gridnode: powering off")
-		}
+		s.end = e
+		con.Printf("%s", e.say)
 		s.cancel()
 	})
 }
@@ -95,6 +108,9 @@ func pid1() {
 		con.Printf("gridnode: warning: %v", err)
 	}
 	os.Setenv("PATH", "/bin:/sbin:/usr/bin:/usr/sbin")
+	// Every orphan of the system is ours to reap, from now until the end,
+	// whatever becomes of the rest of PID 1.
+	reap.Run()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	sd := &shutdown{cancel: cancel}
@@ -107,9 +123,9 @@ func pid1() {
 	go func() {
 		for sig := range sigs {
 			if sig == syscall.SIGINT {
-				sd.request(con, unix.LINUX_REBOOT_CMD_RESTART)
+				sd.request(con, reboot)
 			} else {
-				sd.request(con, unix.LINUX_REBOOT_CMD_POWER_OFF)
+				sd.request(con, powerOff)
 			}
 		}
 	}()
@@ -124,28 +140,22 @@ func pid1() {
 		boot(ctx, con, sd)
 	}()
 	// Normally boot returns once every module stopped. If it failed, the
-	// modules it started are on their own: keep reaping what exits.
-	go func() {
-		for {
-			if _, err := unix.Wait4(-1, nil, 0, nil); err == unix.ECHILD {
-				time.Sleep(time.Second)
-			}
-		}
-	}()
+	// modules it started are on their own (the reaper still collects them)
+	// until a shutdown is asked for.
 	<-ctx.Done()
-	finish(con, sd.cmd)
+	finish(con, sd.end)
 }
 
-// finish syncs, unmounts and reboots or powers off. It never returns.
-func finish(con *console, cmd int) {
+// finish syncs, unmounts and ends as asked. It never returns.
+func finish(con *console, e ending) {
 	func() {
 		defer func() { recover() }()
 		mounts.UnmountAll(func(f string, a ...any) { con.Printf("gridnode: "+f, a...) })
 	}()
-	if cmd == 0 {
-		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
+	if e.do == nil {
+		e = powerOff
 	}
-	err := unix.Reboot(cmd)
+	err := e.do()
 	con.Printf("gridnode: reboot(2) failed: %v; idling", err)
 	for {
 		time.Sleep(time.Hour)
@@ -172,7 +182,7 @@ func boot(ctx context.Context, con *console, sd *shutdown) {
 	loader := startDrivers(ctx, con)
 	go func() {
 		defer func() { recover() }()
-		powerbutton.Watch(ctx, "/sys", "/dev", func() { sd.request(con, unix.LINUX_REBOOT_CMD_POWER_OFF) })
+		powerbutton.Watch(ctx, "/sys", "/dev", func() { sd.request(con, powerOff) })
 	}()
 	if ctx.Err() != nil {
 		return
@@ -373,6 +383,7 @@ func supervise(ctx context.Context, con *console, cfg config.Node, self string) 
 		svcs = append(svcs, debugShells(con)...)
 	}
 	sup, err := supervisor.New(svcs, supervisor.Options{
+		Facts:    fact.DefaultDir,
 		Console:  con,
 		LogDir:   filepath.Join(fact.DefaultDir, "log"),
 		AllReady: func() { con.Printf("gridnode: ready") },

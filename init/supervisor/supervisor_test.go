@@ -51,6 +51,11 @@ func helper(mode string) {
 		}
 		record("start " + name)
 		fmt.Println("hello from", name)
+		// What the module runner does for every module.
+		if err := fact.ReadyOnPublish(name); err != nil {
+			fmt.Println("readiness:", err)
+			os.Exit(3)
+		}
 		if err := fact.Write(name, map[string]int{"pid": os.Getpid()}); err != nil {
 			fmt.Println("fact:", err)
 			os.Exit(3)
@@ -58,6 +63,45 @@ func helper(mode string) {
 		<-term
 		record("stop " + name)
 		os.Exit(0)
+	case "backdated":
+		// Publishes its fact stamped a day in the past, as it is when the
+		// clock was stepped back a day between the process's start and the
+		// publication (the network module does that on a node whose
+		// hardware clock is ahead), and says it is ready, as every module
+		// does when it publishes.
+		path := fact.Path(name)
+		past := time.Now().Add(-24 * time.Hour)
+		if err := os.WriteFile(path+".tmp", []byte("{}\n"), 0o644); err != nil {
+			os.Exit(3)
+		}
+		if os.Chtimes(path+".tmp", past, past) != nil || os.Rename(path+".tmp", path) != nil {
+			os.Exit(3)
+		}
+		if err := fact.Ready(); err != nil {
+			fmt.Println("readiness:", err)
+			os.Exit(3)
+		}
+		select {}
+	case "twice":
+		// The first process is ready and exits; the next publishes its
+		// fact without saying it is ready, until the file GO exists.
+		marker := os.Getenv("RECORD") + ".first"
+		if _, err := os.Stat(marker); err != nil {
+			os.WriteFile(marker, nil, 0o644)
+			fact.ReadyOnPublish(name)
+			fact.Write(name, 1)
+			os.Exit(1)
+		}
+		fact.Write(name, 2)
+		fmt.Println("republished")
+		for {
+			if _, err := os.Stat(os.Getenv("RECORD") + ".go"); err == nil {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		fact.Ready()
+		select {}
 	case "fail":
 		fmt.Println("failing")
 		os.Exit(1)
@@ -101,9 +145,9 @@ type bench struct {
 }
 
 func newBench(t *testing.T) *bench {
+	t.Parallel()
 	dir := t.TempDir()
 	run := filepath.Join(dir, "run")
-	t.Setenv("GRIDNODE_RUN", run) // for readiness checks in this process
 	return &bench{t: t, run: run, rec: filepath.Join(dir, "record"), console: &testutil.SyncBuffer{}}
 }
 
@@ -116,8 +160,7 @@ func (b *bench) svc(name, mode string, deps ...string) Service {
 		Name: name,
 		Deps: deps,
 		Argv: []string{exe},
-		Env: append(os.Environ(), "SUPERVISOR_HELPER="+mode, "NAME="+name,
-			"GRIDNODE_RUN="+b.run, "RECORD="+b.rec),
+		Env:  append(os.Environ(), "SUPERVISOR_HELPER="+mode, "NAME="+name, "RECORD="+b.rec),
 	}
 }
 
@@ -130,6 +173,7 @@ func (b *bench) records() []string {
 func (b *bench) start(svcs []Service, opts Options) (s *Supervisor, stop func()) {
 	b.t.Helper()
 	opts.Console = b.console
+	opts.Facts = fact.Folder(b.run)
 	if opts.Poll == 0 {
 		opts.Poll = 10 * time.Millisecond
 	}
@@ -171,6 +215,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestNewRejectsBadGraphs(t *testing.T) {
+	t.Parallel()
 	_, err := New([]Service{{Name: "a", Deps: []string{"b"}, Argv: []string{"x"}}, {Name: "b", Deps: []string{"a"}, Argv: []string{"x"}}}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "cycle") {
 		t.Errorf("cycle: got %v", err)
@@ -200,7 +245,7 @@ func TestDependencyOrderAndShutdownOrder(t *testing.T) {
 		}
 	}
 	var published map[string]fact.Module
-	if err := fact.Read("modules", &published); err != nil || published["registrar"].State != fact.StateReady {
+	if err := fact.Folder(b.run).Read("modules", &published); err != nil || published["registrar"].State != fact.StateReady {
 		t.Errorf("fact modules: %v %+v", err, published)
 	}
 	starts := b.records()
@@ -364,23 +409,5 @@ func TestOneshot(t *testing.T) {
 	waitFor(t, "next ready", func() bool { return s.Status()["next"].State == fact.StateReady })
 	if st := s.Status()["once"]; st.State != fact.StateStopped || st.Restarts != 0 {
 		t.Errorf("oneshot: %+v", st)
-	}
-}
-
-func TestRingKeepsLastLines(t *testing.T) {
-	r := newRing(3)
-	for i := 0; i < 5; i++ {
-		r.add(strconv.Itoa(i))
-	}
-	if got := strings.Join(r.lines(), ","); got != "2,3,4" {
-		t.Errorf("ring: %s", got)
-	}
-}
-
-func TestLastWins(t *testing.T) {
-	got := lastWins([]string{"A=1", "B=2", "A=3", "C", "B=4"})
-	want := []string{"A=3", "C", "B=4"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("lastWins = %q, want %q", got, want)
 	}
 }

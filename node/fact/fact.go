@@ -1,6 +1,7 @@
 // Package fact publishes and reads what node modules learned, as small JSON
-// files under /run/gridnode. A module is ready when its fact exists; a person
-// debugging a node reads the same files.
+// files under /run/gridnode. A module is ready once it has published its
+// fact (ReadyOnPublish, notify.go); a person debugging a node reads the same
+// files.
 package fact
 
 import (
@@ -19,6 +20,10 @@ import (
 // DefaultDir is where facts live on a node.
 const DefaultDir = "/run/gridnode"
 
+// DirEnv is the environment variable that names the fact folder of a
+// module process; the supervisor sets it for every process it starts.
+const DirEnv = "GRIDNODE_RUN"
+
 // Folder is a fact folder. PID 1 passes its folder to what it runs in
 // process (the supervisor, coldplug); module processes find it in
 // $GRIDNODE_RUN (Dir), which PID 1 sets for them.
@@ -30,7 +35,7 @@ func Dir() string { return string(Default()) }
 
 // Default is the fact folder of this process (see Dir).
 func Default() Folder {
-	if d := os.Getenv("GRIDNODE_RUN"); d != "" {
+	if d := os.Getenv(DirEnv); d != "" {
 		return Folder(d)
 	}
 	return DefaultDir
@@ -40,13 +45,17 @@ func Default() Folder {
 func (d Folder) Path(name string) string { return filepath.Join(string(d), name+".json") }
 
 // Write publishes v as the fact name, atomically: readers see the old or the
-// new fact, never half of one.
+// new fact, never half of one. The first publication of the fact named in
+// ReadyOnPublish also reports this process ready.
 func (d Folder) Write(name string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("fact %s: %w", name, err)
 	}
-	return WriteFile(d.Path(name), append(b, '\n'), 0o644)
+	if err := WriteFile(d.Path(name), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return published(name)
 }
 
 // Path is the file that holds the fact called name in Dir.
