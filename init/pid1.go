@@ -340,27 +340,12 @@ func applyMedium(ctx context.Context, con *console, loader *coldplug.Loader, n *
 	applyKV(n, "gridnode.conf", string(b), con)
 }
 
-// applyKV applies a gridnode.conf line by line, skipping bad lines.
+// applyKV applies a gridnode.conf, warning on the console about each line
+// it skips: a node boots whatever the farmer's file says.
 func applyKV(n *config.Node, file, text string, con *console) {
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		try := *n
-		k, v, ok := strings.Cut(line, "=")
-		var err error
-		if !ok {
-			err = fmt.Errorf("%q is not key=value", line)
-		} else if err = config.Set(&try, strings.TrimPrefix(strings.TrimSpace(k), "gridnode."), strings.TrimSpace(v)); err == nil {
-			err = try.Validate()
-		}
-		if err != nil {
-			con.Printf("gridnode: warning: %s:%d: %v (line ignored)", file, i+1, err)
-			continue
-		}
-		*n = try
-	}
+	config.ApplyKVSkipping(n, file, text, func(err error) {
+		con.Printf("gridnode: warning: %v (line ignored)", err)
+	})
 }
 
 // supervise runs the modules (and the debug shells) until ctx is done.

@@ -205,13 +205,7 @@ func (b *bench) start(svcs []Service, opts Options) (s *Supervisor, stop func())
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 20*time.Second, cond, "%s", what)
 }
 
 func TestNewRejectsBadGraphs(t *testing.T) {
