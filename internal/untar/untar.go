@@ -6,14 +6,15 @@
 // what os.Root refuses (a path leaving the root, a symlink leading out of
 // it), Extract refuses:
 //
-//   - names that are absolute or have a ".." component;
+//   - names that have a ".." component, or are absolute (unless
+//     Options.TrimSlash takes them as relative, as GNU tar does);
 //   - an entry whose parent path crosses a symlink, wherever it points (an
 //     earlier entry may have made it: "writing through a link");
 //   - hard links whose target is such a name, crosses a symlink or is a
 //     folder;
 //   - symlinks whose target is absolute or climbs out of the root, unless
 //     Options.RootedLinks says the tree is a root file system (a
-//     container's), where such links are resolved inside the root by
+//     container's, a Debian package's), where such links are resolved inside the root by
 //     whoever follows them, never by Extract;
 //   - more bytes (after decompression) or entries than the caps allow: a
 //     bomb stops with ErrTooLarge.
@@ -22,6 +23,9 @@
 // there is removed, not written through. Device nodes and FIFOs are
 // skipped (a container gets its own /dev), and counted in Stats.Skipped.
 // Extended attributes are not applied.
+//
+// Extract takes a whole stream; Walk with a Dir's Add takes entries one at
+// a time from a caller that walks an archive itself.
 //
 // Extract assumes nothing else changes the folder while it runs: it
 // checks a path and then uses it. Extract into a folder of your own (a
@@ -59,9 +63,13 @@ type Options struct {
 	// belongs to the caller and those bits are dropped.
 	Owners bool
 	// RootedLinks accepts symlinks whose target is absolute or climbs
-	// above the root: the folder is a root file system, and its links are
-	// resolved inside it by the container that uses it.
+	// above the root: the folder is a root file system (a container's, a
+	// Debian package's), and its links are resolved inside it by whoever
+	// uses it, never by Extract.
 	RootedLinks bool
+	// TrimSlash takes a name with a leading "/" as relative to the root,
+	// as GNU tar does, instead of refusing it.
+	TrimSlash bool
 }
 
 // Stats says what Extract did.
@@ -96,28 +104,81 @@ func ExtractDir(dir string, r io.Reader, opt Options) (Stats, error) {
 
 // Extract extracts the tar stream r into root.
 func Extract(root *os.Root, r io.Reader, opt Options) (Stats, error) {
-	x := &extractor{root: root, opt: opt, mine: map[string]bool{}, dirs: map[string]dirMeta{}}
 	if opt.MaxBytes > 0 {
 		r = &capReader{r: r, left: opt.MaxBytes, max: opt.MaxBytes}
 	}
-	tr := tar.NewReader(r)
-	for {
+	d := &Dir{x: newExtractor(root, opt)}
+	if err := Walk(tar.NewReader(r), d.Add); err != nil {
+		return d.x.stats, err
+	}
+	return d.x.stats, d.x.finishDirs()
+}
+
+// Walk calls fn for every entry of tr, in archive order, with the entry's
+// content, and stops at the first error.
+func Walk(tr *tar.Reader, fn func(h *tar.Header, r io.Reader) error) error {
+	for n := 0; ; n++ {
 		h, err := tr.Next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return x.stats, fmt.Errorf("untar: after %d entries: %w", x.stats.Entries, err)
+			return fmt.Errorf("untar: after %d entries: %w", n, err)
 		}
-		x.stats.Entries++
-		if opt.MaxEntries > 0 && x.stats.Entries > opt.MaxEntries {
-			return x.stats, fmt.Errorf("untar: more than %d entries: %w", opt.MaxEntries, ErrTooLarge)
-		}
-		if err := x.entry(h, tr); err != nil {
-			return x.stats, fmt.Errorf("untar: entry %q: %w", h.Name, err)
+		if err := fn(h, tr); err != nil {
+			return err
 		}
 	}
-	return x.stats, x.finishDirs()
+}
+
+// Dir extracts entries one at a time into a folder, for a caller that
+// walks an archive itself (a Debian package's data member, among others).
+// The same rules as Extract's apply; Close gives the folders their modes
+// and times.
+type Dir struct {
+	x    *extractor
+	root *os.Root // closed by Close when Open opened it
+}
+
+// Open makes the folder dir if need be and opens it for Add.
+func Open(dir string, opt Options) (*Dir, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("untar: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("untar: %w", err)
+	}
+	return &Dir{x: newExtractor(root, opt), root: root}, nil
+}
+
+// Add extracts the entry h, with its content r for a regular file.
+func (d *Dir) Add(h *tar.Header, r io.Reader) error {
+	x := d.x
+	x.stats.Entries++
+	if x.opt.MaxEntries > 0 && x.stats.Entries > x.opt.MaxEntries {
+		return fmt.Errorf("untar: more than %d entries: %w", x.opt.MaxEntries, ErrTooLarge)
+	}
+	if err := x.entry(h, r); err != nil {
+		return fmt.Errorf("untar: entry %q: %w", h.Name, err)
+	}
+	return nil
+}
+
+// Stats says what was extracted so far.
+func (d *Dir) Stats() Stats { return d.x.stats }
+
+// Close gives the folders their modes and times and releases the folder.
+func (d *Dir) Close() error {
+	err := d.x.finishDirs()
+	if cerr := d.root.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func newExtractor(root *os.Root, opt Options) *extractor {
+	return &extractor{root: root, opt: opt, mine: map[string]bool{}, dirs: map[string]dirMeta{}}
 }
 
 type extractor struct {
@@ -141,7 +202,14 @@ type dirMeta struct {
 const whiteoutPrefix, opaque = ".wh.", ".wh..wh..opq"
 
 func (x *extractor) entry(h *tar.Header, r io.Reader) error {
-	name, err := clean(h.Name)
+	n := h.Name
+	if x.opt.TrimSlash {
+		n = strings.TrimLeft(n, "/")
+		if n == "" {
+			n = "."
+		}
+	}
+	name, err := clean(n)
 	if err != nil {
 		return err
 	}
@@ -260,7 +328,7 @@ func (x *extractor) dir(name string, h *tar.Header) error {
 }
 
 func (x *extractor) file(name string, h *tar.Header, r io.Reader) error {
-	if x.opt.MaxBytes > 0 && h.Size > x.opt.MaxBytes {
+	if x.opt.MaxBytes > 0 && x.stats.Bytes+h.Size > x.opt.MaxBytes {
 		return fmt.Errorf("%d bytes, over the cap of %d: %w", h.Size, x.opt.MaxBytes, ErrTooLarge)
 	}
 	if _, err := x.clear(name, false); err != nil {
@@ -271,7 +339,7 @@ func (x *extractor) file(name string, h *tar.Header, r io.Reader) error {
 		return err
 	}
 	x.mine[name] = true
-	n, err := io.Copy(f, r)
+	n, err := io.Copy(f, io.LimitReader(r, h.Size))
 	x.stats.Bytes += n
 	if err == nil && x.opt.Owners {
 		err = f.Chown(h.Uid, h.Gid) // before Chmod: chown clears setuid

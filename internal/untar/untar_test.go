@@ -298,3 +298,53 @@ func TestBomb(t *testing.T) {
 		t.Fatalf("an archive exactly at its caps: %v", err)
 	}
 }
+
+// TestDebianPackage: the builder's use (issue 14): a package's data walked
+// entry by entry through Dir, names with a leading "/" or "./", the
+// kernel's absolute "build" link kept as a link, a hard link that keeps the
+// old content when its target is replaced, no device node, no setuid bit.
+func TestDebianPackage(t *testing.T) {
+	root, outside := sandbox(t)
+	d, err := Open(root, Options{RootedLinks: true, TrimSlash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := archive(t,
+		ent{name: "./lib/modules/6.1/", typ: tar.TypeDir, mode: 0o755},
+		file("lib/modules/6.1/kernel/e1000.ko", "ko"),
+		ent{name: "/boot/vmlinuz", typ: tar.TypeReg, body: "bz", mode: 0o4755},
+		symlink("vmlinuz", "boot/vmlinuz"),
+		symlink("lib/modules/6.1/build", "/usr/src/linux-headers-6.1"),
+		hardlink("lib/e1000.ko", "./lib/modules/6.1/kernel/e1000.ko"),
+		file("lib/modules/6.1/kernel/e1000.ko", "ko v2"),
+		ent{name: "dev/null", typ: tar.TypeChar},
+	)
+	if err := Walk(tar.NewReader(bytes.NewReader(a)), d.Add); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"lib/modules/6.1/kernel/e1000.ko": "ko v2", "boot/vmlinuz": "bz", "vmlinuz": "bz", "lib/e1000.ko": "ko"} {
+		if b, err := os.ReadFile(filepath.Join(root, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
+	}
+	if l, err := os.Readlink(filepath.Join(root, "lib/modules/6.1/build")); err != nil || l != "/usr/src/linux-headers-6.1" {
+		t.Errorf("build -> %q, %v", l, err)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "boot/vmlinuz")); err != nil || fi.Mode() != 0o755 {
+		t.Errorf("boot/vmlinuz mode %v, %v; want 0755", fi.Mode(), err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "dev/null")); err == nil {
+		t.Error("a device node was made")
+	}
+	// The same archive with an escape added stops there, through Dir too.
+	d2, _ := Open(root, Options{RootedLinks: true, TrimSlash: true})
+	defer d2.Close()
+	bad := archive(t, symlink("lib2", "../outside"), file("lib2/secret", "owned"))
+	if err := Walk(tar.NewReader(bytes.NewReader(bad)), d2.Add); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("an escape through Dir: %v", err)
+	}
+	checkOutside(t, outside)
+}
