@@ -116,13 +116,10 @@ func (s Status) Running() bool {
 // Failed returns the first failed workload's reason, or the deployment's,
 // and whether anything failed.
 func (s Status) Failed() (string, bool) {
-	if s.State == StateFailed {
-		return s.Reason, true
-	}
 	for _, w := range s.Workloads {
 		if w.State == fact.WorkloadFailed {
 			return w.Name + ": " + w.Reason, true
 		}
 	}
-	return "", false
+	return s.Reason, s.State == StateFailed
 }

@@ -78,6 +78,9 @@ func TestPullAndGet(t *testing.T) {
 	if again, _ := s.Pin(ctx, pinned, nil); again != pinned {
 		t.Fatalf("Pin of a pinned reference = %s", again)
 	}
+	if _, err := s.Pin(ctx, reg.Host+"/app:nope", nil); !errors.Is(err, ErrNotFound) || !Permanent(err) {
+		t.Fatalf("Pin of a missing tag = %v; want a permanent ErrNotFound", err)
+	}
 	var last [2]int64
 	im, err := s.Pull(ctx, pinned, nil, func(d, t int64) { last = [2]int64{d, t} })
 	if err != nil {

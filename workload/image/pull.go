@@ -99,7 +99,7 @@ func (s *Store) Pin(ctx context.Context, image string, creds []deployment.Creden
 	if d, ok := ref.(name.Digest); ok {
 		return ref.Context().Digest(d.DigestStr()).String(), nil
 	}
-	var errs []string
+	var errs []error
 	for _, src := range s.sources(ref.Context(), creds) {
 		tag := src.repo.Tag(ref.Identifier())
 		d, err := remote.Head(tag, s.remoteOpts(ctx, src)...)
@@ -112,12 +112,12 @@ func (s *Store) Pin(ctx context.Context, image string, creds []deployment.Creden
 		if err == nil {
 			return ref.Context().Digest(d.Digest.String()).String(), nil
 		}
-		errs = append(errs, fmt.Sprintf("%s: %v", src, classify(err)))
+		errs = append(errs, fmt.Errorf("%s: %w", src, classify(err)))
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return "", fmt.Errorf("pinning %s to a digest: %s", image, strings.Join(errs, "; "))
+	return "", fmt.Errorf("pinning %s to a digest: %w", image, joinErrs(errs))
 }
 
 // Pull makes the pinned image ref (REPO@sha256:...) whole in the store and
