@@ -28,6 +28,7 @@ type snapshot struct {
 	hardware  *fact.Hardware
 	storage   *fact.Storage
 	modules   map[string]fact.Module
+	workloads *fact.Workloads
 	config    *config.Node
 	console   *fact.Console
 	uptime    time.Duration // of the machine, from /proc/uptime
@@ -82,6 +83,9 @@ func load(dir string) snapshot {
 	}
 	if v := new(fact.Storage); decode(fact.NameStorage, v) {
 		s.storage = v
+	}
+	if v := new(fact.Workloads); decode(fact.NameWorkloads, v) {
+		s.workloads = v
 	}
 	if v := new(config.Node); decode(fact.NameConfig, v) {
 		s.config = v
@@ -235,6 +239,9 @@ func (s snapshot) lines() []string {
 			add("Cache      : none")
 		}
 	}
+	if w := s.workloads; w != nil {
+		add("Workloads  : %s", w.Summary())
+	}
 	if s.console != nil {
 		add("Status     : %s", s.statusURL())
 	}
@@ -287,6 +294,9 @@ func (s snapshot) serial() []string {
 	if h := s.hardware; h != nil {
 		l = append(l, fmt.Sprintf("status: capacity cru=%d mru=%s sru=%s hru=%s", h.CRU,
 			strings.ReplaceAll(bytesHuman(h.MRU), " ", ""), strings.ReplaceAll(bytesHuman(h.SRU), " ", ""), strings.ReplaceAll(bytesHuman(h.HRU), " ", "")))
+	}
+	if w := s.workloads; w != nil {
+		l = append(l, "status: workloads "+w.Summary())
 	}
 	if len(s.modules) > 0 {
 		var parts []string

@@ -1,6 +1,11 @@
 package fact
 
-import "time"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Workloads is the fact "workloads", published by the workloads module once
 // it has recreated the stored deployments (its readiness) and on every
@@ -72,3 +77,30 @@ const (
 	WorkloadFailed     = "failed"     // cannot run (image not found, bad command ...); the reason says why
 	WorkloadStopping   = "stopping"   // being stopped (undeploy, new generation)
 )
+
+// Summary is a line for people: how many workloads are in which state, and
+// what is free, e.g. "2 running, 1 restarting; free 1.5 CPU, 700 MiB
+// memory, 20.0 GiB disk" (or why the node takes no deployments).
+func (w Workloads) Summary() string {
+	if w.Error != "" {
+		return w.Error
+	}
+	counts := map[string]int{}
+	var order []string
+	for _, s := range w.Workloads {
+		if counts[s.State] == 0 {
+			order = append(order, s.State)
+		}
+		counts[s.State]++
+	}
+	var parts []string
+	for _, st := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+	}
+	if len(parts) == 0 {
+		parts = []string{"none"}
+	}
+	f := w.Capacity.Free
+	cpu := strconv.FormatFloat(float64(f.MilliCPU)/1000, 'f', -1, 64)
+	return fmt.Sprintf("%s; free %s CPU, %.0f MiB memory, %.1f GiB disk", strings.Join(parts, ", "), cpu, float64(f.Memory)/(1<<20), float64(f.Disk)/(1<<30))
+}
