@@ -63,7 +63,7 @@ func (src *source) String() string {
 }
 
 // sources lists where to pull repo from: the mirror first, if any.
-func (s *Store) sources(repo name.Repository, creds []deployment.Credential) []*source {
+func (o Options) sources(repo name.Repository, creds []deployment.Credential) []*source {
 	auth := authn.Anonymous
 	for _, c := range creds {
 		if r, err := name.NewRegistry(c.Registry); err == nil && r.RegistryStr() == repo.RegistryStr() {
@@ -71,8 +71,8 @@ func (s *Store) sources(repo name.Repository, creds []deployment.Credential) []*
 		}
 	}
 	var l []*source
-	if s.opt.Mirror != "" {
-		host, insecure := strings.CutPrefix(s.opt.Mirror, "http://")
+	if o.Mirror != "" {
+		host, insecure := strings.CutPrefix(o.Mirror, "http://")
 		var opts []name.Option
 		if insecure {
 			opts = append(opts, name.Insecure)
@@ -84,14 +84,25 @@ func (s *Store) sources(repo name.Repository, creds []deployment.Credential) []*
 	return append(l, &source{repo: repo, auth: auth})
 }
 
-func (s *Store) remoteOpts(ctx context.Context, src *source) []remote.Option {
-	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(src.auth), remote.WithTransport(s.opt.Transport), remote.WithUserAgent("gridnode-node")}
+func (o Options) remoteOpts(ctx context.Context, src *source) []remote.Option {
+	t := o.Transport
+	if t == nil {
+		t = http.DefaultTransport
+	}
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(src.auth), remote.WithTransport(t), remote.WithUserAgent("gridnode")}
 }
 
 // Pin resolves image to REPO@sha256:DIGEST in the image's own repository
-// (asking the mirror first); a reference with a digest is returned as it
-// is, without asking anyone.
+// (asking the store's mirror first); a reference with a digest is returned
+// as it is, without asking anyone.
 func (s *Store) Pin(ctx context.Context, image string, creds []deployment.Credential) (string, error) {
+	return Pin(ctx, image, creds, s.opt)
+}
+
+// Pin resolves image to REPO@sha256:DIGEST as Store.Pin does, without a
+// store: what the CLI does before it sends a deployment. Of opt only
+// Mirror and Transport count.
+func Pin(ctx context.Context, image string, creds []deployment.Credential, opt Options) (string, error) {
 	ref, err := name.ParseReference(image)
 	if err != nil {
 		return "", fmt.Errorf("image %q: %w: %v", image, errBadRef, err)
@@ -100,12 +111,12 @@ func (s *Store) Pin(ctx context.Context, image string, creds []deployment.Creden
 		return ref.Context().Digest(d.DigestStr()).String(), nil
 	}
 	var errs []error
-	for _, src := range s.sources(ref.Context(), creds) {
+	for _, src := range opt.sources(ref.Context(), creds) {
 		tag := src.repo.Tag(ref.Identifier())
-		d, err := remote.Head(tag, s.remoteOpts(ctx, src)...)
+		d, err := remote.Head(tag, opt.remoteOpts(ctx, src)...)
 		if err != nil {
 			var gd *remote.Descriptor
-			if gd, err = remote.Get(tag, s.remoteOpts(ctx, src)...); err == nil {
+			if gd, err = remote.Get(tag, opt.remoteOpts(ctx, src)...); err == nil {
 				d = &gd.Descriptor
 			}
 		}
@@ -137,7 +148,7 @@ func (s *Store) Pull(ctx context.Context, ref string, creds []deployment.Credent
 		progress(img.Size, img.Size)
 		return img, nil
 	}
-	srcs := s.sources(dref.Context(), creds)
+	srcs := s.opt.sources(dref.Context(), creds)
 	top, err := s.fetchManifest(ctx, srcs, dref.DigestStr())
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: %w", ref, err)
@@ -198,7 +209,7 @@ func (s *Store) platformOf(top v1.Descriptor) (v1.Descriptor, error) {
 func (s *Store) fetchManifest(ctx context.Context, srcs []*source, digest string) (v1.Descriptor, error) {
 	var errs []error
 	for _, src := range srcs {
-		d, err := remote.Get(src.repo.Digest(digest), s.remoteOpts(ctx, src)...)
+		d, err := remote.Get(src.repo.Digest(digest), s.opt.remoteOpts(ctx, src)...)
 		if err == nil {
 			sum := sha256.Sum256(d.Manifest)
 			if "sha256:"+hex.EncodeToString(sum[:]) != digest {
