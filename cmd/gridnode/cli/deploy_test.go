@@ -162,4 +162,3 @@ func TestNodeURL(t *testing.T) {
 		}
 	}
 }
-
