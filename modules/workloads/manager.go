@@ -276,15 +276,17 @@ func (m *Manager) Undeploy(owner uint64, name string, purge bool) (deployment.St
 
 // gc collects the images no stored deployment names.
 func (m *Manager) gc(why string) {
-	m.mu.Lock()
-	var keep []string
-	for _, r := range m.runs {
-		for _, w := range r.rec.Deployment.Workloads {
-			keep = append(keep, r.rec.Image(w.Name))
+	freed, err := m.images.GC(func() []string {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		var keep []string
+		for _, r := range m.runs {
+			for _, w := range r.rec.Deployment.Workloads {
+				keep = append(keep, r.rec.Image(w.Name))
+			}
 		}
-	}
-	m.mu.Unlock()
-	freed, err := m.images.GC(keep)
+		return keep
+	})
 	if err != nil {
 		m.log.Warn("collecting unused images", "after", why, "err", err)
 	} else if freed > 0 {

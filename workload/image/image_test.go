@@ -254,7 +254,7 @@ func TestGC(t *testing.T) {
 		}
 		roots = append(roots, r)
 	}
-	freed, err := s.GC([]string{pa})
+	freed, err := s.GC(func() []string { return []string{pa} })
 	if err != nil || freed == 0 {
 		t.Fatalf("GC = %d, %v", freed, err)
 	}

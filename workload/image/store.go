@@ -290,10 +290,11 @@ func (s *Store) platform(idx v1.IndexManifest) (v1.Descriptor, error) {
 	return v1.Descriptor{}, fmt.Errorf("no image for %s in the index (it has %s)", s.opt.Platform, strings.Join(have, ", "))
 }
 
-// GC removes the images not in keep (pinned references), and the blobs,
-// roots and partial downloads no kept image needs. It returns the bytes
-// freed.
-func (s *Store) GC(keep []string) (int64, error) {
+// GC removes the images not in what keep returns (pinned references), and
+// the blobs, roots and partial downloads no kept image needs. It returns
+// the bytes freed. keep is called once no pull or unpack runs, so an image
+// pulled for a deployment accepted meanwhile is in it.
+func (s *Store) GC(keep func() []string) (int64, error) {
 	s.gc.Lock()
 	defer s.gc.Unlock()
 	s.index.Lock()
@@ -303,7 +304,7 @@ func (s *Store) GC(keep []string) (int64, error) {
 		return 0, err
 	}
 	wanted := map[string]bool{}
-	for _, r := range keep {
+	for _, r := range keep() {
 		wanted[r] = true
 	}
 	blobs, roots := map[string]bool{}, map[string]bool{}
