@@ -8,6 +8,7 @@ pkgs=(
   isolinux syslinux-common ipxe systemd-boot-efi  # boot loaders put on media
   pci.ids cpio zstd e2fsprogs            # image contents and checks
   xorriso dosfstools mtools              # only for the comparison benchmark
+  skopeo                                 # the image pull bench's peer (workload/image)
   postgresql                             # the registrar's scaled store, tested
   chromium                               # the dashboard's browser test
   git ca-certificates curl unzip make gcc
