@@ -35,7 +35,7 @@ func startModule(t *testing.T, cache *fact.Cache) (fact.Folder, *http.Client, *r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), facts, func(*slog.Logger) (runtime.Runtime, error) { return rt, nil })
+		done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), facts, func(string, *slog.Logger) (runtime.Runtime, error) { return rt, nil })
 	}()
 	t.Cleanup(func() {
 		cancel()

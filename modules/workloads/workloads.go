@@ -19,6 +19,7 @@
 //	volumes/KEY/NAME   each deployment's volumes: kept across reboots and
 //	            redeploys, removed by undeploy --purge
 //	logs/KEY/WORKLOAD.log  each workload's output, capped (workload/logs)
+//	runtime/    the container runtime's own (bundles, writable layers)
 //
 // The writable layer of a workload is the runtime's, made fresh at each
 // start: only volumes persist.
@@ -63,14 +64,20 @@ const Name = fact.NameWorkloads
 const SocketName = "workloads.sock"
 
 // Module returns the module's entry point, running workloads with the
-// runtime newRuntime makes. PID 1 lists it after storage and hardware.
-func Module(newRuntime func(log *slog.Logger) (runtime.Runtime, error)) func(ctx context.Context, cfg config.Node, log *slog.Logger) error {
+// runtime newRuntime makes, given a folder of its own on the cache disk
+// (workloads/runtime: bundles, writable layers, network state). PID 1
+// lists it after storage and hardware.
+func Module(newRuntime NewRuntime) func(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 	return func(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 		return serve(ctx, cfg, log, fact.Default(), newRuntime)
 	}
 }
 
-func serve(ctx context.Context, cfg config.Node, log *slog.Logger, facts fact.Folder, newRuntime func(*slog.Logger) (runtime.Runtime, error)) error {
+// NewRuntime makes the container runtime, keeping what it needs on disk in
+// dir.
+type NewRuntime func(dir string, log *slog.Logger) (runtime.Runtime, error)
+
+func serve(ctx context.Context, cfg config.Node, log *slog.Logger, facts fact.Folder, newRuntime NewRuntime) error {
 	roots.Fallback() // registries and public registrars speak HTTPS
 	var st fact.Storage
 	if err := facts.Wait(ctx, fact.NameStorage, &st); err != nil {
@@ -128,7 +135,7 @@ func serve(ctx context.Context, cfg config.Node, log *slog.Logger, facts fact.Fo
 }
 
 // open makes the module's parts on the cache disk.
-func open(ctx context.Context, cfg config.Node, log *slog.Logger, dir string, hw fact.Hardware, newRuntime func(*slog.Logger) (runtime.Runtime, error)) (*Manager, *auth.Authenticator, error) {
+func open(ctx context.Context, cfg config.Node, log *slog.Logger, dir string, hw fact.Hardware, newRuntime NewRuntime) (*Manager, *auth.Authenticator, error) {
 	st, err := state.Open(filepath.Join(dir, "state"))
 	if err != nil {
 		return nil, nil, err
@@ -157,7 +164,11 @@ func open(ctx context.Context, cfg config.Node, log *slog.Logger, dir string, hw
 		return nil, nil, fmt.Errorf("workloads: size of the cache file system: %w", err)
 	}
 	total := fact.Resources{MilliCPU: hw.CRU * 1000, Memory: hw.MRU, Disk: fs.Blocks * uint64(fs.Bsize), GPUs: len(hw.GPUs)}
-	rt, err := newRuntime(log)
+	rtDir := filepath.Join(dir, "runtime")
+	if err := os.MkdirAll(rtDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("workloads: %w", err)
+	}
+	rt, err := newRuntime(rtDir, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("workloads: container runtime: %w", err)
 	}
