@@ -108,13 +108,26 @@ func (m *Manager) publisher(ctx context.Context) {
 			return
 		case <-m.changed:
 		}
-		if m.cfg.Facts == "" {
+		m.mu.Lock()
+		folder := m.cfg.Facts
+		m.mu.Unlock()
+		if folder == "" {
 			continue
 		}
-		if err := m.cfg.Facts.Write(fact.NameWorkloads, m.Fact()); err != nil {
+		if err := folder.Write(fact.NameWorkloads, m.Fact()); err != nil {
 			m.log.Warn("publishing the workloads fact", "err", err)
 		}
 	}
+}
+
+// PublishTo publishes the fact "workloads" in folder from now on, naming
+// socket as the API's: the module calls it once the API serves, since the
+// fact's first publication is the module's readiness.
+func (m *Manager) PublishTo(folder fact.Folder, socket string) error {
+	m.mu.Lock()
+	m.cfg.Facts, m.cfg.Socket = folder, socket
+	m.mu.Unlock()
+	return folder.Write(fact.NameWorkloads, m.Fact())
 }
 
 // Fact is the public summary of what runs (fact "workloads").

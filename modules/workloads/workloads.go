@@ -43,6 +43,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/gridnode/gridnode/grid/client"
@@ -94,7 +95,13 @@ func serve(ctx context.Context, cfg config.Node, log *slog.Logger, facts fact.Fo
 		return fmt.Errorf("workloads: API socket %s: %w", socket, err)
 	}
 	os.Chmod(socket, 0o600)
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	// The API answers 503 until the module has started what it stores.
+	var handler atomic.Pointer[http.Handler]
+	serveWith := func(h http.Handler) { handler.Store(&h) }
+	serveWith(Unavailable("the workloads module is starting"))
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*handler.Load()).ServeHTTP(w, r)
+	})}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("deployments API stopped", "err", err)
@@ -104,7 +111,7 @@ func serve(ctx context.Context, cfg config.Node, log *slog.Logger, facts fact.Fo
 
 	if st.Cache == nil {
 		why := "no cache disk: this node takes no deployments (give it an empty disk)"
-		srv.Handler = Unavailable(why)
+		serveWith(Unavailable(why))
 		if err := facts.Write(Name, fact.Workloads{Socket: socket, Error: why, Workloads: []fact.WorkloadState{}}); err != nil {
 			return err
 		}
@@ -115,16 +122,16 @@ func serve(ctx context.Context, cfg config.Node, log *slog.Logger, facts fact.Fo
 	dir := filepath.Join(st.Cache.Mount, "workloads")
 	m, a, err := open(ctx, cfg, log, dir, hw, newRuntime)
 	if err != nil {
-		srv.Handler = Unavailable(err.Error())
+		serveWith(Unavailable(err.Error()))
 		facts.Write(Name, fact.Workloads{Socket: socket, Error: err.Error(), Workloads: []fact.WorkloadState{}})
 		return err
 	}
-	m.cfg.Facts, m.cfg.Socket = facts, socket
 	if err := m.Start(ctx); err != nil {
 		return err
 	}
-	srv.Handler = m.Handler(a)
-	if err := facts.Write(Name, m.Fact()); err != nil {
+	serveWith(m.Handler(a))
+	// Ready: the stored deployments are started and the API serves.
+	if err := m.PublishTo(facts, socket); err != nil {
 		return fmt.Errorf("workloads: publishing the fact: %w", err)
 	}
 	log.Info("deployments API listening", "socket", socket, "free", m.Fact().Capacity.Free)
