@@ -131,7 +131,7 @@ func (p *Package) Walk(fn func(h *tar.Header, r io.Reader) error) error {
 // symlinks and hard links; no device nodes), keeping permissions; no entry
 // writes outside dir (internal/untar).
 func (p *Package) Extract(dir string) error {
-	d, err := untar.Open(dir)
+	d, err := untar.Open(dir, untar.Options{RootedLinks: true, TrimSlash: true})
 	if err != nil {
 		return err
 	}

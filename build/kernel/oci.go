@@ -58,7 +58,7 @@ func fromOCI(ctx context.Context, ref string, cache string) (*Kernel, error) {
 				f.Close()
 				seen["kernel"] = true
 			case "kernel.tar":
-				if err := untar.All(tar.NewReader(tr), tmp); err != nil {
+				if _, err := untar.ExtractDir(tmp, tr, untar.Options{RootedLinks: true, TrimSlash: true}); err != nil {
 					return fmt.Errorf("kernel.tar: %w", err)
 				}
 				seen["kernel.tar"] = true

@@ -1,9 +1,35 @@
-// Package untar writes tar entries (regular files, folders, symlinks, hard
-// links) into a folder through an os.Root, so that no entry can write
-// outside it whatever the archive says: not by its name ("../x", "/etc/x")
-// nor through a symlink an earlier entry made ("lib -> /etc", then
-// "lib/passwd"). Kernels and firmware come from Debian packages and OCI
-// images, that is from the network.
+// Package untar extracts tar archives into a folder so that no entry can
+// write outside it, whatever the archive holds: OCI image layers pulled from
+// a registry, Debian packages, kernel images from OCI artifacts.
+//
+// Every write goes through an os.Root opened on the folder, and on top of
+// what os.Root refuses (a path leaving the root, a symlink leading out of
+// it), Extract refuses:
+//
+//   - names that have a ".." component, or are absolute (unless
+//     Options.TrimSlash takes them as relative, as GNU tar does);
+//   - an entry whose parent path crosses a symlink, wherever it points (an
+//     earlier entry may have made it: "writing through a link");
+//   - hard links whose target is such a name, crosses a symlink or is a
+//     folder;
+//   - symlinks whose target is absolute or climbs out of the root, unless
+//     Options.RootedLinks says the tree is a root file system (a
+//     container's, a Debian package's), where such links are resolved inside the root by
+//     whoever follows them, never by Extract;
+//   - more bytes (after decompression) or entries than the caps allow: a
+//     bomb stops with ErrTooLarge.
+//
+// An entry replaces what is at its name without following it: a symlink
+// there is removed, not written through. Device nodes and FIFOs are
+// skipped (a container gets its own /dev), and counted in Stats.Skipped.
+// Extended attributes are not applied.
+//
+// Extract takes a whole stream; Walk with a Dir's Add takes entries one at
+// a time from a caller that walks an archive itself.
+//
+// Extract assumes nothing else changes the folder while it runs: it
+// checks a path and then uses it. Extract into a folder of your own (a
+// temporary one, renamed into place when done).
 package untar
 
 import (
@@ -11,120 +37,163 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path"
-	"strings"
 )
 
-// Dir is a folder entries are written into.
-type Dir struct{ root *os.Root }
+// Options tune Extract. The zero value extracts a plain archive with no
+// caps, files owned by the caller.
+type Options struct {
+	// Whiteouts applies OCI image layer whiteouts against what earlier
+	// layers put in the folder: an entry ".wh.NAME" removes NAME, and
+	// ".wh..wh..opq" in a folder removes what earlier layers put in that
+	// folder. Without it such entries are ordinary files.
+	Whiteouts bool
+	// MaxBytes caps the bytes read from r (the decompressed archive,
+	// headers included); 0 means no cap.
+	MaxBytes int64
+	// MaxEntries caps the number of entries; 0 means no cap.
+	MaxEntries int
+	// Owners gives each entry the uid and gid the archive says (needs
+	// root) and keeps setuid and setgid bits. Without it every entry
+	// belongs to the caller and those bits are dropped.
+	Owners bool
+	// RootedLinks accepts symlinks whose target is absolute or climbs
+	// above the root: the folder is a root file system (a container's, a
+	// Debian package's), and its links are resolved inside it by whoever
+	// uses it, never by Extract.
+	RootedLinks bool
+	// TrimSlash takes a name with a leading "/" as relative to the root,
+	// as GNU tar does, instead of refusing it.
+	TrimSlash bool
+}
 
-// Open opens dir, made if need be, to write entries into.
-func Open(dir string) (*Dir, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	r, err := os.OpenRoot(dir)
+// Stats says what Extract did.
+type Stats struct {
+	Entries int
+	// Bytes is the content written to regular files.
+	Bytes int64
+	// Skipped lists the names of device nodes, FIFOs and entries of
+	// unknown type that were not extracted.
+	Skipped []string
+}
+
+// Errors Extract wraps; errors.Is tells them apart.
+var (
+	// ErrUnsafe is an entry that would write, or link, outside the root
+	// or through a symlink.
+	ErrUnsafe = errors.New("unsafe entry")
+	// ErrTooLarge is an archive over Options.MaxBytes or MaxEntries.
+	ErrTooLarge = errors.New("archive too large")
+)
+
+// ExtractDir extracts the tar stream r into the folder dir (which must
+// exist). See Extract.
+func ExtractDir(dir string, r io.Reader, opt Options) (Stats, error) {
+	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, err
+		return Stats{}, fmt.Errorf("untar: %w", err)
 	}
-	return &Dir{root: r}, nil
+	defer root.Close()
+	return Extract(root, r, opt)
 }
 
-// Close releases the folder.
-func (d *Dir) Close() error { return d.root.Close() }
-
-// Name is the entry's path inside the folder: h.Name cleaned, without a
-// leading "/" or "./"; "" for the folder itself. A name that climbs out
-// ("../x") is an error.
-func Name(h *tar.Header) (string, error) {
-	n := path.Clean(strings.TrimLeft(h.Name, "/"))
-	if n == "." {
-		return "", nil
+// Extract extracts the tar stream r into root.
+func Extract(root *os.Root, r io.Reader, opt Options) (Stats, error) {
+	if opt.MaxBytes > 0 {
+		r = &capReader{r: r, left: opt.MaxBytes, max: opt.MaxBytes}
 	}
-	if n == ".." || strings.HasPrefix(n, "../") {
-		return "", fmt.Errorf("entry %q escapes the target folder", h.Name)
+	d := &Dir{x: newExtractor(root, opt)}
+	if err := Walk(tar.NewReader(r), d.Add); err != nil {
+		return d.x.stats, err
 	}
-	return n, nil
-}
-
-// Add writes the entry h, with its content r for a regular file. Modes keep
-// their permission bits (no setuid, setgid or sticky bit from an archive);
-// device nodes, fifos and the like are skipped.
-func (d *Dir) Add(h *tar.Header, r io.Reader) error {
-	name, err := Name(h)
-	if err != nil || name == "" {
-		return err
-	}
-	perm := fs.FileMode(h.Mode) & fs.ModePerm
-	if h.Typeflag != tar.TypeDir {
-		if err := d.root.MkdirAll(path.Dir(name), 0o755); err != nil {
-			return fmt.Errorf("%s: %w", h.Name, err)
-		}
-	}
-	switch h.Typeflag {
-	case tar.TypeDir:
-		err = d.root.MkdirAll(name, 0o755)
-	case tar.TypeSymlink:
-		err = d.replace(name, func() error { return d.root.Symlink(h.Linkname, name) })
-	case tar.TypeLink:
-		target, lerr := Name(&tar.Header{Name: h.Linkname})
-		if lerr != nil {
-			return fmt.Errorf("%s: hard link: %w", h.Name, lerr)
-		}
-		err = d.replace(name, func() error { return d.root.Link(target, name) })
-	case tar.TypeReg:
-		err = d.replace(name, func() error {
-			f, err := d.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, r); err != nil {
-				f.Close()
-				return err
-			}
-			return f.Close()
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", h.Name, err)
-	}
-	return nil
-}
-
-// replace removes what name holds (a later entry wins, as tar has it) and
-// makes it anew: never writing through an existing symlink.
-func (d *Dir) replace(name string, make func() error) error {
-	if err := d.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return make()
-}
-
-// All extracts every entry of tr into dir.
-func All(tr *tar.Reader, dir string) error {
-	d, err := Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return Walk(tr, d.Add)
+	return d.x.stats, d.x.finishDirs()
 }
 
 // Walk calls fn for every entry of tr, in archive order, with the entry's
 // content, and stops at the first error.
 func Walk(tr *tar.Reader, fn func(h *tar.Header, r io.Reader) error) error {
-	for {
+	for n := 0; ; n++ {
 		h, err := tr.Next()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("untar: after %d entries: %w", n, err)
 		}
 		if err := fn(h, tr); err != nil {
 			return err
 		}
 	}
+}
+
+// Dir extracts entries one at a time into a folder, for a caller that
+// walks an archive itself (a Debian package's data member, among others).
+// The same rules as Extract's apply; Close gives the folders their modes
+// and times.
+type Dir struct {
+	x    *extractor
+	root *os.Root // closed by Close when Open opened it
+}
+
+// Open makes the folder dir if need be and opens it for Add.
+func Open(dir string, opt Options) (*Dir, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("untar: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("untar: %w", err)
+	}
+	return &Dir{x: newExtractor(root, opt), root: root}, nil
+}
+
+// Add extracts the entry h, with its content r for a regular file.
+func (d *Dir) Add(h *tar.Header, r io.Reader) error {
+	x := d.x
+	x.stats.Entries++
+	if x.opt.MaxEntries > 0 && x.stats.Entries > x.opt.MaxEntries {
+		return fmt.Errorf("untar: more than %d entries: %w", x.opt.MaxEntries, ErrTooLarge)
+	}
+	if err := x.entry(h, r); err != nil {
+		return fmt.Errorf("untar: entry %q: %w", h.Name, err)
+	}
+	return nil
+}
+
+// Stats says what was extracted so far.
+func (d *Dir) Stats() Stats { return d.x.stats }
+
+// Close gives the folders their modes and times and releases the folder.
+func (d *Dir) Close() error {
+	err := d.x.finishDirs()
+	if cerr := d.root.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func newExtractor(root *os.Root, opt Options) *extractor {
+	return &extractor{root: root, opt: opt, mine: map[string]bool{}, dirs: map[string]dirMeta{}}
+}
+
+// capReader fails with ErrTooLarge once more than max bytes were read.
+type capReader struct {
+	r         io.Reader
+	left, max int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// At the cap: only the end of the stream is still fine.
+		if n, err := c.r.Read(make([]byte, 1)); n == 0 && err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("more than %d bytes after decompression: %w", c.max, ErrTooLarge)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }

@@ -10,13 +10,15 @@
 //
 //	status: registrar=registered twin=1 node=1 farm=1 url=http://10.0.2.2:8080
 //
-// HTTP (cfg.Status, default ":9100"), GET only:
+// HTTP (cfg.Status, default ":9100"):
 //
 //	/status     every fact in /run/gridnode/*.json, merged under its name
 //	            (never the secret folder)
 //	/metrics    Prometheus text: capacity, CPUs, module restarts and
 //	            readiness, uptime reports sent/failed, machine uptime
 //	/log/NAME   the last lines a module logged (/run/gridnode/log/NAME.log)
+//	/api/v1/deployments[/...]  forwarded as it came to the workloads
+//	            module's socket, which answers signed requests only
 //
 // Fact published once the endpoint listens (readiness):
 //

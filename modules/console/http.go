@@ -8,12 +8,18 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/gridnode/gridnode/node/deployment"
 )
 
-// Handler serves /status, /metrics and /log/NAME from the fact folder dir.
-// It only reads.
+// Handler serves /status, /metrics and /log/NAME from the fact folder dir,
+// which only read, and forwards the deployments API to the workloads
+// module, which takes only signed requests.
 func Handler(dir string) http.Handler {
 	mux := http.NewServeMux()
+	fwd := deployments(dir)
+	mux.Handle(deployment.Path, fwd)
+	mux.Handle(deployment.Path+"/", fwd)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		facts := readFacts(dir)
 		b, err := json.MarshalIndent(facts, "", "  ")

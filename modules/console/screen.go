@@ -29,6 +29,7 @@ type snapshot struct {
 	hardware  *fact.Hardware
 	storage   *fact.Storage
 	modules   map[string]fact.Module
+	workloads *fact.Workloads
 	config    *config.Node
 	console   *fact.Console
 	uptime    time.Duration // of the machine, from /proc/uptime
@@ -83,6 +84,9 @@ func load(dir string) snapshot {
 	}
 	if v := new(fact.Storage); decode(fact.NameStorage, v) {
 		s.storage = v
+	}
+	if v := new(fact.Workloads); decode(fact.NameWorkloads, v) {
+		s.workloads = v
 	}
 	if v := new(config.Node); decode(fact.NameConfig, v) {
 		s.config = v
@@ -232,6 +236,9 @@ func (s snapshot) lines() []string {
 			add("Cache      : none")
 		}
 	}
+	if w := s.workloads; w != nil {
+		add("Workloads  : %s", w.Summary())
+	}
 	if s.console != nil {
 		add("Status     : %s", s.statusURL())
 	}
@@ -290,6 +297,9 @@ func (s snapshot) serial() []string {
 		for _, g := range h.GPUs {
 			l = append(l, fmt.Sprintf("status: gpu [%s:%s] %s %s at %s iommu_group=%s", g.VendorID, g.DeviceID, g.Vendor, g.Model, g.Address, orDash(g.IOMMUGroup)))
 		}
+	}
+	if w := s.workloads; w != nil {
+		l = append(l, "status: workloads "+w.Summary())
 	}
 	if len(s.modules) > 0 {
 		var parts []string

@@ -59,6 +59,12 @@ type Node struct {
 	Boot string `yaml:"boot,omitempty" json:"boot,omitempty"`
 	// Modules, when set, limits which modules the supervisor starts (tests, debugging).
 	Modules []string `yaml:"modules,omitempty" json:"modules,omitempty"`
+	// Deployers are the twins, besides the farm's owner, that may deploy
+	// workloads on the node, or "any".
+	Deployers []string `yaml:"deployers,omitempty" json:"deployers,omitempty"`
+	// RegistryMirror is a registry (HOST[:PORT], or http://HOST[:PORT])
+	// tried first for every image the node pulls.
+	RegistryMirror string `yaml:"registry_mirror,omitempty" json:"registry_mirror,omitempty"`
 }
 
 // Default is the configuration before any source is read.
@@ -131,6 +137,14 @@ func (n Node) Validate() error {
 			return fmt.Errorf("disktype %s=%q: allowed values are ssd, hdd", s, t)
 		}
 	}
+	for _, d := range n.Deployers {
+		if _, err := strconv.ParseUint(d, 10, 64); err != nil && d != "any" {
+			return fmt.Errorf("deployers %q: want twin ids (TWIN,TWIN) or any", d)
+		}
+	}
+	if m := strings.TrimPrefix(n.RegistryMirror, "http://"); n.RegistryMirror != "" && (m == "" || strings.ContainsAny(m, "/ ") || strings.HasPrefix(m, "https:")) {
+		return fmt.Errorf("registry_mirror %q: want HOST[:PORT], or http://HOST[:PORT] for a mirror without TLS", n.RegistryMirror)
+	}
 	return nil
 }
 
@@ -195,7 +209,7 @@ func ApplyCmdline(n *Node, cmdline string) (warnings []string) {
 }
 
 // Keys lists the keys Set understands, for documentation and errors.
-var Keys = []string{"farm", "registrar", "net", "net.iface", "uptime", "location", "wipe", "disktype", "hostname", "status", "ntp", "modules", "flavour", "boot"}
+var Keys = []string{"farm", "registrar", "net", "net.iface", "uptime", "location", "wipe", "disktype", "hostname", "status", "ntp", "modules", "flavour", "boot", "deployers", "registry_mirror"}
 
 // Set sets one key.
 func Set(n *Node, key, v string) error {
@@ -236,6 +250,10 @@ func Set(n *Node, key, v string) error {
 		n.Boot = v
 	case "flavour":
 		n.Flavour = v
+	case "deployers":
+		n.Deployers = splitList(v)
+	case "registry_mirror":
+		n.RegistryMirror = v
 	default:
 		return fmt.Errorf("unknown key %q; known keys: %s", key, strings.Join(Keys, ", "))
 	}

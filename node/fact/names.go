@@ -15,4 +15,5 @@ const (
 	NameNetwork       = "network"
 	NameNetworkStatus = "network-status"
 	NameRegistrar     = "registrar"
+	NameWorkloads     = "workloads"
 )

@@ -20,6 +20,10 @@ var commands = []func() *cobra.Command{
 	newFarmCmd,
 	newSimulateCmd,
 	newReleaseCmd,
+	newDeployCmd,
+	newDeploymentsCmd,
+	newLogsCmd,
+	newUndeployCmd,
 	newVersionCmd,
 }
 
