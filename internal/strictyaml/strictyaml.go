@@ -15,9 +15,11 @@
 package strictyaml
 
 import (
+	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"regexp"
 	"sort"
@@ -46,12 +48,23 @@ func DecodeLines(file string, data []byte, v any) (Lines, error) {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return lines, fmt.Errorf("strictyaml: Decode of %s needs a non-nil pointer, not %T", file, v)
 	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := dec.Decode(&root); err == io.EOF {
+		return lines, fmt.Errorf("%s: %w", file, ErrEmpty)
+	} else if err != nil {
 		return lines, lineErr(file, err)
 	}
 	if len(root.Content) == 0 {
 		return lines, fmt.Errorf("%s: %w", file, ErrEmpty)
+	}
+	// yaml.Unmarshal would read the first of several documents and drop
+	// the rest without a word.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return lines, fmt.Errorf("%s:%d: a second YAML document: a file holds one", file, extra.Line)
+	} else if err != io.EOF {
+		return lines, lineErr(file, err)
 	}
 	doc := root.Content[0]
 	w := walker{file: file, lines: lines.at}
@@ -146,14 +159,20 @@ func (w walker) check(n *yaml.Node, t reflect.Type, path string) error {
 				return err
 			}
 		}
-	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return w.errorf(n, "%s: want a mapping of keys, not a %s", name(path), kind(n))
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if err := w.key(k, v, t.Elem(), join(path, k.Value)); err != nil {
 				return err
 			}
 		}
-	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && n.Kind == yaml.SequenceNode:
+	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return w.errorf(n, "%s: want a list, not a %s", name(path), kind(n))
+		}
 		for i, c := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
 			w.lines[p] = c.Line
@@ -161,6 +180,8 @@ func (w walker) check(n *yaml.Node, t reflect.Type, path string) error {
 				return err
 			}
 		}
+	case t.Kind() != reflect.Interface && n.Kind != yaml.ScalarNode:
+		return w.errorf(n, "%s: want a single value, not a %s", name(path), kind(n))
 	}
 	// Scalars of plain kinds are yaml.v3's to refuse, with their line.
 	return nil

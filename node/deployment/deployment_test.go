@@ -97,8 +97,8 @@ func TestCanonical(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	head := "name: web\nworkloads:\n  - name: web\n    image: r.example/web:1\n"
 	for _, c := range []struct{ yaml, want string }{
-		{"", "d.yaml: the file is empty"},
-		{"name: web\ncolour: red\n", `d.yaml:2: unknown key "colour" in the top level; allowed keys: credentials, name, workloads`},
+		{"", "d.yaml: empty document"},
+		{"name: web\ncolour: red\n", `d.yaml:2: unknown key "colour" at the top level; allowed keys: credentials, name, workloads`},
 		{head + "    memroy: 64Mi\n", `d.yaml:5: unknown key "memroy" in workloads[0]; allowed keys: command, cpu, disk, env, gpus, image, memory, name, pids, ports, restart, volumes`},
 		{head + "    memory: 64Mb\n", `d.yaml:5: "64Mb" is not a size: want e.g. 64Mi, 1Gi, 500M or a number of bytes`},
 		{head + "    cpu: half\n", `d.yaml:5: "half" is not a CPU amount: want a number of CPUs with at most 3 decimals (0.5, 2) or millicores (500m)`},
@@ -109,8 +109,8 @@ func TestParseErrors(t *testing.T) {
 		{head + "    volumes: [{name: data, path: /data}]\n", `d.yaml:5: workloads[0].volumes[0].size: want a size between 1 and 1Pi, e.g. 1Gi`},
 		{head + "    volumes: [{name: data, path: /data, size: 1Gi, ro: true}]\n", `d.yaml:5: unknown key "ro" in workloads[0].volumes[0]; allowed keys: name, path, size`},
 		{head + "    env: {1X: y}\n", `d.yaml:5: workloads[0].env: variable "1X": want letters, digits and _, not starting with a digit`},
-		{head + "    env: {X: [1, 2]}\n", `d.yaml:5: workloads[0].env.X: want a single value`},
-		{head + "    command: /bin/sh\n", `d.yaml:5: workloads[0].command: want a list`},
+		{head + "    env: {X: [1, 2]}\n", `d.yaml:5: workloads[0].env.X: want a single value, not a list`},
+		{head + "    command: /bin/sh\n", `d.yaml:5: workloads[0].command: want a list, not a single value`},
 		{head + "    memory: 1Mi\n", `d.yaml:5: workloads[0].memory: 1Mi: want between 4Mi and 1Pi`},
 		{head + "    gpus: -1\n", `d.yaml:5: workloads[0].gpus: -1: want 0 to 64`},
 		{head + "  - name: web\n    image: r.example/other:1\n", `d.yaml:5: workloads[1].name: "web": another workload of this deployment has this name`},
@@ -124,8 +124,8 @@ func TestParseErrors(t *testing.T) {
 		{"name: web\nname: again\n", `d.yaml:2: mapping key "name" already defined at line 1`},
 		{"name: web\n---\nname: two\n", `d.yaml:2: a second YAML document: a file holds one`},
 		{"name: [web\n", `d.yaml:1: did not find expected ',' or ']'`},
-		{"workloads: {name: x}\n", `d.yaml:1: workloads: want a list`},
-		{"workloads:\n  - x\n", `d.yaml:2: workloads[0]: want a mapping of keys`},
+		{"workloads: {name: x}\n", `d.yaml:1: workloads: want a list, not a mapping`},
+		{"workloads:\n  - x\n", `d.yaml:2: workloads[0] must be a mapping of keys, not a single value`},
 	} {
 		_, err := Parse("d.yaml", []byte(c.yaml))
 		if err == nil {
