@@ -9,6 +9,7 @@
 package backoff
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -104,4 +105,18 @@ func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
+}
+
+// Sleep waits d, or until ctx is done, whichever comes first; it returns
+// ctx.Err() in the second case. A retry loop waits with it so that a
+// module asked to stop does so at once, not after its backoff.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -37,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gridnode/gridnode/internal/backoff"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 	"golang.org/x/sys/unix"
@@ -105,7 +106,7 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 		case <-changes:
 			// Facts are often written in bursts (a module and then the
 			// supervisor): let them land before drawing.
-			if !sleep(ctx, settle) {
+			if backoff.Sleep(ctx, settle) != nil {
 				return nil
 			}
 			s.refresh(dir)
@@ -197,15 +198,4 @@ func watch(dir string, changes chan<- struct{}) (stop func(), err error) {
 		}
 	}()
 	return func() { f.Close() }, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/gridnode/gridnode/internal/backoff"
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
@@ -39,7 +40,7 @@ func (m *manager) runDHCP(ctx context.Context) error {
 			}
 			wait := wait.Next()
 			m.log.Error("no network yet; trying again", "in", wait.String(), "err", err)
-			sleep(ctx, wait)
+			backoff.Sleep(ctx, wait)
 			continue
 		}
 		wait.Reset()
@@ -195,7 +196,7 @@ func (m *manager) hold(ctx context.Context, link netlink.Link, lease *nclient4.L
 			<-ctx.Done()
 			return
 		}
-		if !sleep(ctx, time.Until(t1)) {
+		if backoff.Sleep(ctx, time.Until(t1)) != nil {
 			return
 		}
 		next, err := m.renew(ctx, name, lease, t2, true)
@@ -254,7 +255,7 @@ func (m *manager) renew(ctx context.Context, iface string, lease *nclient4.Lease
 		}
 		m.log.Debug("DHCP renewal attempt failed", "iface", iface, "unicast", unicast, "err", err)
 		wait := min(max(time.Until(until)/2, 500*time.Millisecond), time.Minute)
-		if !sleep(ctx, wait) {
+		if backoff.Sleep(ctx, wait) != nil {
 			return nil, ctx.Err()
 		}
 	}

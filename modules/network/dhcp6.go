@@ -32,7 +32,7 @@ func (m *manager) startDHCPv6(ctx context.Context, iface string) {
 					// The link-local address is still tentative (duplicate
 					// address detection takes a second or two): not a failure.
 					m.log.Debug("DHCPv6 not possible yet", "iface", iface, "err", err)
-					if !sleep(ctx, 2*time.Second) {
+					if backoff.Sleep(ctx, 2*time.Second) != nil {
 						return
 					}
 					continue
@@ -44,7 +44,7 @@ func (m *manager) startDHCPv6(ctx context.Context, iface string) {
 					}
 					next = wait.Next()
 				}
-				if !sleep(ctx, next) {
+				if backoff.Sleep(ctx, next) != nil {
 					return
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gridnode/gridnode/internal/backoff"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/vishvananda/netlink"
@@ -113,7 +114,7 @@ func (m *manager) waitCarrier(ctx context.Context, links []netlink.Link, d time.
 		if len(up) == len(links) || time.Now().After(deadline) {
 			return up
 		}
-		if !sleep(ctx, 100*time.Millisecond) {
+		if backoff.Sleep(ctx, 100*time.Millisecond) != nil {
 			return up
 		}
 	}
@@ -239,7 +240,7 @@ func (m *manager) runStatic(ctx context.Context) error {
 		}
 		m.log.Error("static network configuration failed", "err", err)
 		m.update(func(_ *fact.Network, s *fact.NetworkStatus) { s.State, s.Error = fact.NetConfiguring, err.Error() })
-		if !sleep(ctx, wait.Next()) {
+		if backoff.Sleep(ctx, wait.Next()) != nil {
 			return nil
 		}
 	}

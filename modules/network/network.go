@@ -204,7 +204,7 @@ func (m *manager) startClock(ctx context.Context) {
 				} else {
 					retry.Reset()
 				}
-				if !sleep(ctx, next) {
+				if backoff.Sleep(ctx, next) != nil {
 					return
 				}
 			}
@@ -216,18 +216,6 @@ func (m *manager) startClock(ctx context.Context) {
 // apply a static address: 1 s, doubling, at most backoffCap.
 func retries() *backoff.Counter {
 	return &backoff.Counter{Policy: backoff.Policy{Base: time.Second, Max: backoffCap}}
-}
-
-// sleep waits d or until ctx is done, and says whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func ipStrings(ips []net.IP) []string {

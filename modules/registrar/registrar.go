@@ -120,24 +120,13 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 	m := &module{
 		cfg:        cfg,
 		log:        log,
-		sleep:      sleepCtx,
+		sleep:      backoff.Sleep,
 		rand:       rand.Float64,
 		uptime:     procUptime,
 		secureBoot: efiSecureBoot,
 		httpClient: &http.Client{Timeout: 30 * time.Second},
 	}
 	return m.run(ctx)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func (m *module) publish() {

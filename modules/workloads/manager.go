@@ -100,20 +100,9 @@ func NewManager(cfg Config, rt runtime.Runtime, images *image.Store, st *state.S
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.wait == nil {
-		cfg.wait = sleep
+		cfg.wait = backoff.Sleep
 	}
 	return &Manager{cfg: cfg, rt: rt, images: images, state: st, log: cfg.Log, runs: map[string]*run{}, changed: make(chan struct{}, 1)}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Start removes what a previous module process left in the runtime, and
