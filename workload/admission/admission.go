@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/gridnode/gridnode/internal/round"
 	"github.com/gridnode/gridnode/node/deployment"
 	"github.com/gridnode/gridnode/node/fact"
 )
@@ -72,10 +73,10 @@ func Admit(c fact.Capacity, need fact.Resources) error {
 		short = append(short, fmt.Sprintf("cpu: needs %s, %s free", deployment.MilliCPU(need.MilliCPU), deployment.MilliCPU(c.Free.MilliCPU)))
 	}
 	if need.Memory > c.Free.Memory {
-		short = append(short, fmt.Sprintf("memory: needs %s, %s free", human(need.Memory), human(c.Free.Memory)))
+		short = append(short, fmt.Sprintf("memory: needs %s, %s free", round.Bytes(need.Memory), round.Bytes(c.Free.Memory)))
 	}
 	if need.Disk > c.Free.Disk {
-		short = append(short, fmt.Sprintf("disk: needs %s, %s free", human(need.Disk), human(c.Free.Disk)))
+		short = append(short, fmt.Sprintf("disk: needs %s, %s free", round.Bytes(need.Disk), round.Bytes(c.Free.Disk)))
 	}
 	if need.GPUs > c.Free.GPUs {
 		short = append(short, fmt.Sprintf("gpus: needs %d, %d free", need.GPUs, c.Free.GPUs))
@@ -84,14 +85,6 @@ func Admit(c fact.Capacity, need fact.Resources) error {
 		return nil
 	}
 	return &Refusal{Need: need, Free: c.Free, Short: short}
-}
-
-// human writes bytes in MiB or GiB with one decimal, as people compare.
-func human(b uint64) string {
-	if b >= 1<<30 {
-		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
-	}
-	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
 }
 
 // PortsTaken returns an error naming the first port of d that another
