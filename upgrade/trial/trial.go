@@ -135,9 +135,9 @@ type Outcome int
 
 // Outcomes of Settle.
 const (
-	NoTrial   Outcome = iota // nothing was on trial
-	OnTrial                  // running the version on trial: health decides (Pass or Fail)
-	RolledBack               // running another version: the trial failed and is now recorded so
+	NoTrial    Outcome = iota // nothing was on trial
+	OnTrial                   // running the version on trial: health decides (Pass or Fail)
+	RolledBack                // running another version: the trial failed and is now recorded so
 )
 
 // Settle is called at boot with the running version. Running the version on
