@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/gridnode/gridnode/build/media"
+	"github.com/gridnode/gridnode/upgrade/layout"
 )
 
 // Image is a UKI ready to be streamed: the modified stub headers and the
@@ -105,10 +106,10 @@ func NewAligned(in media.Input, cmdline string, align int64) (*Image, error) {
 	nsec := int64(f.FileHeader.NumberOfSections)
 	newTable := secTable + nsec*40
 	parts := []part{
-		{name: ".osrel", data: []byte(OSRelease(in.Version))},
-		{name: ".cmdline", data: []byte(cmdline)},
-		{name: ".initrd", file: in.Initrd, size: initrd.Size()},
-		{name: ".linux", file: in.Kernel, size: kernel.Size()},
+		{name: layout.SectionOSRel, data: []byte(OSRelease(in.Version))},
+		{name: layout.SectionCmdline, data: []byte(cmdline)},
+		{name: layout.SectionInitrd, file: in.Initrd, size: initrd.Size()},
+		{name: layout.SectionLinux, file: in.Kernel, size: kernel.Size()},
 	}
 	end := newTable + int64(len(parts))*40
 	firstRaw := int64(oh.SizeOfHeaders)
@@ -226,9 +227,12 @@ func (im *Image) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
-// Write writes the UKI of in, with in.Cmdline as is, to the file path.
+// Write writes the UKI of in, with in.Cmdline as is, to the file path. Its
+// kernel and initramfs start on 2048-byte blocks (layout.Block): the same
+// bytes go into a boot medium's release slot, where ISO 9660 records point
+// at them for BIOS boot.
 func Write(in media.Input, path string) error {
-	im, err := New(in, in.Cmdline)
+	im, err := NewAligned(in, in.Cmdline, layout.Block)
 	if err != nil {
 		return err
 	}

@@ -168,7 +168,7 @@ func Input(t testing.TB) media.Input {
 	t.Helper()
 	kernel := NeedKernel(t)
 	for _, f := range []struct{ path, pkg string }{
-		{media.DebEFIStub, "systemd-boot-efi"}, {media.DebIsolinux, "isolinux"},
+		{media.DebEFIStub, "systemd-boot-efi"}, {media.DebSDBoot, "systemd-boot-efi"}, {media.DebIsolinux, "isolinux"},
 		{media.DebIsoHdpfx, "isolinux"}, {media.DebLdlinux, "syslinux-common"},
 	} {
 		need.File(t, f.path, f.pkg)
@@ -178,14 +178,15 @@ func Input(t testing.TB) media.Input {
 		Initrd: Initramfs(t, TestInit),
 		// no_timer_check: under TCG on a loaded host the kernel may wrongly
 		// decide the IO-APIC timer is broken and panic.
-		Cmdline:  "console=ttyS0,115200 panic=-1 no_timer_check",
-		Version:  "0.0.1-test",
-		Config:   []byte("# gridnode.conf\nfarm=1\n"),
-		Epoch:    time.Unix(1700000000, 0).UTC(),
-		EFIStub:  media.DebEFIStub,
-		Isolinux: media.DebIsolinux,
-		IsoHdpfx: media.DebIsoHdpfx,
-		Ldlinux:  media.DebLdlinux,
+		Cmdline:     "console=ttyS0,115200 panic=-1 no_timer_check",
+		Version:     "0.0.1-test",
+		Config:      []byte("# gridnode.conf\nfarm=1\n"),
+		Epoch:       time.Unix(1700000000, 0).UTC(),
+		EFIStub:     media.DebEFIStub,
+		SystemdBoot: media.DebSDBoot,
+		Isolinux:    media.DebIsolinux,
+		IsoHdpfx:    media.DebIsoHdpfx,
+		Ldlinux:     media.DebLdlinux,
 	}
 }
 
