@@ -22,6 +22,7 @@ import (
 	"github.com/gridnode/gridnode/build"
 	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/build/uki"
+	"github.com/gridnode/gridnode/upgrade/layout"
 )
 
 const mediaBenchRuns = 5
@@ -233,7 +234,7 @@ func toolsWrite(t *testing.T, in media.Input, dir string, formats ...string) {
 		toolCopy(t, in.Ldlinux, filepath.Join(s, "isolinux", "ldlinux.c32"))
 		os.WriteFile(filepath.Join(s, "isolinux", "isolinux.cfg"), []byte(fmt.Sprintf(
 			"default gridnode\nprompt 0\ntimeout 0\nlabel gridnode\n  kernel /boot/vmlinuz\n  initrd /boot/initrd\n  append %s\n",
-			uki.WithBoot(in.Cmdline, medium))), 0o644)
+			layout.WithBoot(in.Cmdline, medium))), 0o644)
 		return s
 	}
 	mkisofs := func(out, label, stage string, efi []string, files ...string) {
@@ -248,7 +249,7 @@ func toolsWrite(t *testing.T, in media.Input, dir string, formats ...string) {
 	}
 	if has("iso") {
 		u := filepath.Join(work, "iso.efi")
-		mkUKI(u, uki.WithBoot(in.Cmdline, "iso"))
+		mkUKI(u, layout.WithBoot(in.Cmdline, "iso"))
 		fat := filepath.Join(work, "efi.img")
 		mkFAT(fat, u, 0)
 		s := stage("iso", "iso")
@@ -258,7 +259,7 @@ func toolsWrite(t *testing.T, in media.Input, dir string, formats ...string) {
 	}
 	if has("usb") {
 		u := filepath.Join(work, "usb.efi")
-		mkUKI(u, uki.WithBoot(in.Cmdline, "usb"))
+		mkUKI(u, layout.WithBoot(in.Cmdline, "usb"))
 		fat := filepath.Join(work, "esp.img")
 		mkFAT(fat, u, 1<<20)
 		s := stage("usb", "usb")
@@ -271,6 +272,6 @@ func toolsWrite(t *testing.T, in media.Input, dir string, formats ...string) {
 		toolCopy(t, in.Initrd, filepath.Join(p, "initrd"))
 		toolCopy(t, in.IPXEEFI, filepath.Join(p, "ipxe.efi"))
 		toolCopy(t, in.Undionly, filepath.Join(p, "undionly.kpxe"))
-		os.WriteFile(filepath.Join(p, "boot.ipxe"), []byte("#!ipxe\nkernel vmlinuz initrd=initrd "+uki.WithBoot(in.Cmdline, "pxe")+"\ninitrd initrd\nboot\n"), 0o644)
+		os.WriteFile(filepath.Join(p, "boot.ipxe"), []byte("#!ipxe\nkernel vmlinuz initrd=initrd "+layout.WithBoot(in.Cmdline, "pxe")+"\ninitrd initrd\nboot\n"), 0o644)
 	}
 }

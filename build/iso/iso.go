@@ -107,7 +107,7 @@ func WriteImage(in media.Input, path string, opt Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("iso: %w", err)
 	}
-	cmdline := uki.WithBoot(in.Cmdline, opt.Medium)
+	cmdline := layout.WithBoot(in.Cmdline, opt.Medium)
 	// The slot holds the release's UKI as released (its own command line,
 	// sections on 2048-byte blocks): the boot entries add gridnode.boot, and
 	// the ISO 9660 records of the kernel and initramfs point into it, so

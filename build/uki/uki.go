@@ -17,7 +17,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/upgrade/layout"
@@ -52,19 +51,6 @@ const pageSize = 4096
 // OSRelease is the .osrel text for a version.
 func OSRelease(version string) string {
 	return fmt.Sprintf("NAME=gridnode\nID=gridnode\nPRETTY_NAME=\"gridnode %s\"\nVERSION_ID=%s\nVERSION=%s\n", version, version, version)
-}
-
-// WithBoot returns cmdline with gridnode.boot set to medium, replacing any
-// gridnode.boot the builder put there.
-func WithBoot(cmdline, medium string) string {
-	var out []string
-	for _, f := range strings.Fields(cmdline) {
-		if strings.HasPrefix(f, "gridnode.boot=") {
-			continue
-		}
-		out = append(out, f)
-	}
-	return strings.Join(append(out, "gridnode.boot="+medium), " ")
 }
 
 // New lays out a UKI of in's stub, kernel and initramfs with the given

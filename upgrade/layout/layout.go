@@ -248,3 +248,17 @@ func ParseIsolinux(b []byte) (def string, slots map[string]Slot, err error) {
 	}
 	return def, slots, nil
 }
+
+// WithBoot returns cmdline with gridnode.boot set to medium (iso, usb),
+// replacing any gridnode.boot already there: the boot entries of a slot
+// give the kernel its UKI's command line with the medium's tag.
+func WithBoot(cmdline, medium string) string {
+	var out []string
+	for _, f := range strings.Fields(cmdline) {
+		if strings.HasPrefix(f, "gridnode.boot=") {
+			continue
+		}
+		out = append(out, f)
+	}
+	return strings.Join(append(out, "gridnode.boot="+medium), " ")
+}
