@@ -29,7 +29,7 @@ type Copy struct {
 // ones farmers edit.
 func Find(r io.ReaderAt) ([]Copy, error) {
 	var out []Copy
-	starts, err := partitions(r)
+	starts, err := Partitions(r)
 	if err != nil {
 		return nil, err
 	}
@@ -52,8 +52,8 @@ func Find(r io.ReaderAt) ([]Copy, error) {
 	return out, nil
 }
 
-// partitions returns the byte offsets of MBR and GPT partitions.
-func partitions(r io.ReaderAt) ([]int64, error) {
+// Partitions returns the byte offsets of MBR and GPT partitions.
+func Partitions(r io.ReaderAt) ([]int64, error) {
 	mbr := make([]byte, 512)
 	if _, err := r.ReadAt(mbr, 0); err != nil {
 		return nil, fmt.Errorf("reading the partition table: %w", err)
