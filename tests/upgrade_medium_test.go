@@ -122,4 +122,3 @@ func bootsVersion(t *testing.T, stick, version string) {
 		}
 	})
 }
-

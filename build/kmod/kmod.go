@@ -40,8 +40,10 @@ var Groups = map[string][]string{
 	"virtio":  {"virtio_net", "virtio_blk", "virtio_scsi", "virtio_pci", "virtio_console", "virtio_rng"},
 	"storage": {"nvme", "ahci", "sd_mod", "sr_mod", "virtio_scsi", "usb_storage", "uas", "xhci_pci", "ehci_pci"},
 	"nics":    {"e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "r8169", "tg3", "bnxt_en", "mlx5_core", "virtio_net"},
-	// platform: the ACPI power button and the input layer PID 1 reads it through.
-	"platform":    {"button", "evdev"},
+	// platform: the ACPI power button and the input layer PID 1 reads it
+	// through; i6300esb, QEMU's hardware watchdog, which bounds an
+	// upgrade's trial boot (upgrade/kexec).
+	"platform":    {"button", "evdev", "i6300esb"},
 	"filesystems": {"ext4", "vfat", "iso9660", "btrfs", "nls_cp437", "nls_utf8", "nls_ascii"},
 }
 

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ func Initramfs(t testing.TB, pkg string) string {
 	if p, ok := initrds[pkg]; ok {
 		return p
 	}
-	p, err := buildInitramfs(pkg)
+	p, err := buildInitramfs(pkg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +119,29 @@ func Initramfs(t testing.TB, pkg string) string {
 	return p
 }
 
-func buildInitramfs(pkg string) (string, error) {
-	sum := sha256.Sum256([]byte(pkg))
+// InitramfsFiles is Initramfs with more files in the archive (path without
+// a leading slash → content, mode 0644), built each call.
+func InitramfsFiles(t testing.TB, pkg string, files map[string][]byte) string {
+	t.Helper()
+	p, err := buildInitramfs(pkg, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func buildInitramfs(pkg string, files map[string][]byte) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", pkg)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(h, "%s %x\n", n, sha256.Sum256(files[n]))
+	}
+	sum := h.Sum(nil)
 	dir := filepath.Join(os.TempDir(), "gridnode-boottest")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -143,6 +165,9 @@ func buildInitramfs(pkg string) (string, error) {
 		cpio.CharDev("dev/console", 0o600, 5, 1),
 		cpio.Directory("proc", 0o555),
 		cpio.StaticFile("init", string(data), 0o755),
+	}
+	for _, n := range names {
+		recs = append(recs, cpio.StaticFile(n, string(files[n]), 0o644))
 	}
 	cpio.MakeAllReproducible(recs)
 	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {

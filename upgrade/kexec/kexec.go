@@ -69,7 +69,7 @@ type Trial struct {
 const DefaultPanic = 10
 
 // owned are the keys the trial command line sets itself.
-var owned = []string{"gridnode.boot", "gridnode.trial", "panic", "watchdog.open_timeout"}
+var owned = []string{"gridnode.boot", "gridnode.trial", "panic", "watchdog.open_timeout", "watchdog.stop_on_reboot"}
 
 func key(field string) string {
 	k, _, _ := strings.Cut(field, "=")
@@ -79,7 +79,16 @@ func key(field string) string {
 // Cmdline composes the trial's kernel command line: the new release's own
 // command line, the running node's gridnode.* keys (what the farmer set at
 // the boot loader or the netboot server gave: they win over the release's),
-// the medium tag, gridnode.trial, watchdog.open_timeout and panic.
+// the medium tag, gridnode.trial, watchdog.open_timeout, panic, and
+// watchdog.stop_on_reboot=0.
+//
+// watchdog.stop_on_reboot=0 matters before the jump, not after it: the
+// watchdog core stops a running watchdog from its reboot notifier, which a
+// kexec runs too, unless the watchdog module was loaded with
+// stop_on_reboot=0. So the running release must have loaded it so (its
+// command line has the key, and its module loader passes MODULE.PARAM keys
+// on, as modprobe does); the trial's command line carries it on for the
+// trial's own next kexec. tests/kexec_test.go shows both.
 func (t Trial) Cmdline(release, running string) string {
 	farmer := map[string]bool{}
 	var keep []string
@@ -101,7 +110,7 @@ func (t Trial) Cmdline(release, running string) string {
 	}
 	out = append(out, "gridnode.trial="+t.Version,
 		"watchdog.open_timeout="+strconv.Itoa(int(t.OpenTimeout.Round(time.Second)/time.Second)),
-		"panic="+strconv.Itoa(cmp.Or(t.Panic, DefaultPanic)))
+		"panic="+strconv.Itoa(cmp.Or(t.Panic, DefaultPanic)), "watchdog.stop_on_reboot=0")
 	return strings.Join(out, " ")
 }
 

@@ -47,11 +47,11 @@ func TestTrialCmdline(t *testing.T) {
 	release := "console=ttyS0,115200 panic=30 gridnode.registrar=main gridnode.uptime=40m quiet"
 	running := "BOOT_IMAGE=/x console=tty1 panic=10 gridnode.registrar=http://10.0.2.2:8080 gridnode.farm=42 gridnode.boot=usb gridnode.trial=1.9 watchdog.open_timeout=1"
 	got := tr.Cmdline(release, running)
-	want := "console=ttyS0,115200 gridnode.uptime=40m quiet gridnode.registrar=http://10.0.2.2:8080 gridnode.farm=42 gridnode.boot=usb gridnode.trial=2.0 watchdog.open_timeout=300 panic=10"
+	want := "console=ttyS0,115200 gridnode.uptime=40m quiet gridnode.registrar=http://10.0.2.2:8080 gridnode.farm=42 gridnode.boot=usb gridnode.trial=2.0 watchdog.open_timeout=300 panic=10 watchdog.stop_on_reboot=0"
 	if got != want {
 		t.Fatalf("trial command line\n got %q\nwant %q", got, want)
 	}
-	if got := (Trial{Version: "2.0", OpenTimeout: time.Minute}).Cmdline("a=1", ""); got != "a=1 gridnode.trial=2.0 watchdog.open_timeout=60 panic=10" {
+	if got := (Trial{Version: "2.0", OpenTimeout: time.Minute}).Cmdline("a=1", ""); got != "a=1 gridnode.trial=2.0 watchdog.open_timeout=60 panic=10 watchdog.stop_on_reboot=0" {
 		t.Fatalf("netboot trial (no medium): %q", got)
 	}
 }
