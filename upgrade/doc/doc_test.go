@@ -246,3 +246,16 @@ func FuzzOpen(f *testing.F) {
 }
 
 func writeFile(p string, b []byte) error { return os.WriteFile(p, b, 0o600) }
+
+func TestKeysFile(t *testing.T) {
+	_, a := key(t)
+	_, b := key(t)
+	got, err := ParseKeysFile("k", KeysFile([]PublicKey{a, b}))
+	if err != nil || len(got) != 2 || !bytes.Equal(got[1], b) {
+		t.Fatalf("ParseKeysFile(KeysFile) = %v, %v", got, err)
+	}
+	_, err = ParseKeysFile("/etc/gridnode/release-keys", []byte("# c\n"+a.String()+"\ned25519:nope\n"))
+	if err == nil || !strings.Contains(err.Error(), "/etc/gridnode/release-keys:3:") {
+		t.Fatalf("a bad line: %v, want the file and line 3", err)
+	}
+}

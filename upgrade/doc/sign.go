@@ -242,3 +242,36 @@ func Signed(b []byte) bool {
 	var env Envelope
 	return decodeStrict(b, &env) == nil && len(env.Signatures) > 0
 }
+
+// KeysPath is where an image holds its release keys, one per line in the
+// one-line form, beside the node configuration: the builder writes it from
+// the spec's release_keys, the node's upgrade module reads it.
+const KeysPath = "/etc/gridnode/release-keys"
+
+// KeysFile is the content of KeysPath for keys.
+func KeysFile(keys []PublicKey) []byte {
+	var b strings.Builder
+	b.WriteString("# release keys baked in by gridnode build: channel documents and releases must be signed by one\n")
+	for _, k := range keys {
+		b.WriteString(k.String() + "\n")
+	}
+	return []byte(b.String())
+}
+
+// ParseKeysFile reads KeysPath's content (name for errors): an error names
+// the line.
+func ParseKeysFile(name string, b []byte) ([]PublicKey, error) {
+	var out []PublicKey
+	for i, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		k, err := ParsePublicKey(l)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, i+1, err)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
