@@ -148,45 +148,75 @@ func Pull(ctx context.Context, ref, dir string, keys []doc.PublicKey, opts ...re
 }
 
 // verifyLayers fetches and verifies the release document among layers and
-// checks every layer against it.
+// checks every other layer against it.
 func verifyLayers(r name.Reference, layers []v1.Descriptor, keys []doc.PublicKey, opts []remote.Option) error {
-	var docLayer *v1.Descriptor
+	rel, err := readDocument(r, layers, keys, opts)
+	if err != nil {
+		return err
+	}
 	var files []doc.File
-	for i, l := range layers {
-		title := l.Annotations[TitleKey]
-		if title == doc.ReleaseName {
-			docLayer = &layers[i]
-			continue
+	for _, l := range layers {
+		if title := l.Annotations[TitleKey]; title != doc.ReleaseName {
+			files = append(files, doc.File{Name: title, SHA256: l.Digest.Hex, Size: l.Size})
 		}
-		files = append(files, doc.File{Name: title, SHA256: l.Digest.Hex, Size: l.Size})
+	}
+	return sameFiles(rel, files)
+}
+
+// ReadDocument fetches only the release document of the release at ref
+// (its manifest and release.json) and verifies it with keys: what gridnode
+// channel publish checks before it signs a channel document naming ref.
+func ReadDocument(ctx context.Context, ref string, keys []doc.PublicKey, opts ...remote.Option) (*doc.Release, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("release: reference %q: %w", ref, err)
+	}
+	opts = remoteOptions(ctx, opts)
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("release: %s: %w", r, err)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
+		return nil, fmt.Errorf("release: %s: manifest: %w", r, err)
+	}
+	rel, err := readDocument(r, m.Layers, keys, opts)
+	if err != nil {
+		return nil, fmt.Errorf("release: %s: %w", r, err)
+	}
+	return rel, nil
+}
+
+func readDocument(r name.Reference, layers []v1.Descriptor, keys []doc.PublicKey, opts []remote.Option) (*doc.Release, error) {
+	var docLayer *v1.Descriptor
+	for i, l := range layers {
+		if l.Annotations[TitleKey] == doc.ReleaseName {
+			docLayer = &layers[i]
+		}
 	}
 	if docLayer == nil {
-		return fmt.Errorf("no %s: an unsigned release (pull it without --key to take it unverified)", doc.ReleaseName)
+		return nil, fmt.Errorf("no %s: an unsigned release (pull it without --key to take it unverified)", doc.ReleaseName)
 	}
 	if docLayer.Size > doc.MaxEnvelope {
-		return fmt.Errorf("%s of %d bytes: not a release document", doc.ReleaseName, docLayer.Size)
+		return nil, fmt.Errorf("%s of %d bytes: not a release document", doc.ReleaseName, docLayer.Size)
 	}
 	layer, err := remote.Layer(r.Context().Digest(docLayer.Digest.String()), opts...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rc, err := layer.Compressed()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, err := io.ReadAll(io.LimitReader(rc, doc.MaxEnvelope+1))
 	rc.Close()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if got := fmt.Sprintf("sha256:%x", sha256.Sum256(b)); got != docLayer.Digest.String() {
-		return fmt.Errorf("%s: registry sent digest %s, manifest says %s", doc.ReleaseName, got, docLayer.Digest)
+		return nil, fmt.Errorf("%s: registry sent digest %s, manifest says %s", doc.ReleaseName, got, docLayer.Digest)
 	}
-	rel, err := doc.OpenRelease(b, keys)
-	if err != nil {
-		return err
-	}
-	return sameFiles(rel, files)
+	return doc.OpenRelease(b, keys)
 }
 
 func fetch(layer v1.Layer, want v1.Descriptor, dst string) error {

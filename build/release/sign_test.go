@@ -118,3 +118,25 @@ func TestSignVerifyPull(t *testing.T) {
 		t.Errorf("pull with a key that did not sign: %v", err)
 	}
 }
+
+func TestReadDocument(t *testing.T) {
+	key, pub := releaseKey(t)
+	dir := releaseDir(t)
+	release.Sign(dir, "1.0", key)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/gridnode/release:1.0"
+	ctx := context.Background()
+	digest, err := release.Push(ctx, dir, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := release.ReadDocument(ctx, strings.TrimSuffix(ref, ":1.0")+"@"+digest, []doc.PublicKey{pub})
+	if err != nil || r.Version != "1.0" {
+		t.Fatalf("ReadDocument: %+v, %v", r, err)
+	}
+	_, other := releaseKey(t)
+	if _, err := release.ReadDocument(ctx, ref, []doc.PublicKey{other}); !errors.Is(err, doc.ErrUnknownKey) {
+		t.Fatalf("ReadDocument with another key: %v", err)
+	}
+}

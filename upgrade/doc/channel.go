@@ -2,9 +2,13 @@ package doc
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -139,4 +143,54 @@ func Accept(b []byte, keys []PublicKey, channel string, lastSequence uint64, now
 		return nil, fmt.Errorf("channel document: %w at %s (now %s); the release engineer must sign a new one", ErrExpired, c.Expires.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	return c, nil
+}
+
+// Hold is the registrar's rollout state for a channel, sent beside the signed
+// document. It is unsigned, so it can only hold a rollout back: the gate
+// (upgrade/gate) applies it as a cap on the signed share, never a raise.
+type Hold struct {
+	// Paused stops the rollout for every node not yet in it, canary farms
+	// included (gridnode channel pause, or the registrar's own halt).
+	Paused bool `json:"paused,omitempty"`
+	// ShareCapPPM, when set, caps the share of the wave in force (the
+	// registrar keeps a halted rollout at the last good wave's share).
+	ShareCapPPM *uint32 `json:"share_cap_ppm,omitempty"`
+}
+
+// ChannelPath is the registrar's route of channel name, under /api/v1:
+// PUT by the registrar's admin twin (X-Auth) with the signed envelope as the
+// body, stored as sent; GET, public, answers a ChannelState.
+func ChannelPath(name string) string { return "/channels/" + name }
+
+// ChannelState is the answer to GET /api/v1/channels/NAME: the signed
+// document exactly as stored, and the registrar's unsigned hold.
+type ChannelState struct {
+	Document json.RawMessage `json:"document"`
+	Hold     Hold            `json:"hold"`
+}
+
+// ParseShares reads wave shares as a release engineer writes them:
+// "1%,10%,50%,100%" (a share may have decimals: "0.1%").
+func ParseShares(s string) ([]uint32, error) {
+	var out []uint32
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		num, ok := strings.CutSuffix(f, "%")
+		v, err := strconv.ParseFloat(num, 64)
+		if !ok || err != nil || v <= 0 || v > 100 {
+			return nil, fmt.Errorf("wave share %q: want a percentage above 0 and at most 100, such as 10%%", f)
+		}
+		out = append(out, uint32(math.Round(v*PPM/100)))
+	}
+	return out, nil
+}
+
+// Schedule makes waves of shares, the first at start and each next one
+// every after.
+func Schedule(start time.Time, shares []uint32, every time.Duration) []Wave {
+	var w []Wave
+	for i, s := range shares {
+		w = append(w, Wave{At: start.Add(time.Duration(i) * every).UTC(), SharePPM: s})
+	}
+	return w
 }

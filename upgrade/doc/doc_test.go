@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -257,5 +258,21 @@ func TestKeysFile(t *testing.T) {
 	_, err = ParseKeysFile("/etc/gridnode/release-keys", []byte("# c\n"+a.String()+"\ned25519:nope\n"))
 	if err == nil || !strings.Contains(err.Error(), "/etc/gridnode/release-keys:3:") {
 		t.Fatalf("a bad line: %v, want the file and line 3", err)
+	}
+}
+
+func TestParseShares(t *testing.T) {
+	got, err := ParseShares("0.1%, 1%,10%,50%,100%")
+	if err != nil || fmt.Sprint(got) != "[1000 10000 100000 500000 1000000]" {
+		t.Fatalf("ParseShares = %v, %v", got, err)
+	}
+	for _, bad := range []string{"10", "0%", "101%", "x%", ""} {
+		if _, err := ParseShares(bad); err == nil {
+			t.Errorf("ParseShares(%q) accepted", bad)
+		}
+	}
+	w := Schedule(t0, got[:2], 24*time.Hour)
+	if len(w) != 2 || !w[1].At.Equal(t0.Add(24*time.Hour)) || w[1].SharePPM != 10000 {
+		t.Fatalf("Schedule = %+v", w)
 	}
 }

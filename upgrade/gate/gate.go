@@ -26,17 +26,9 @@ type Node struct {
 	Farm uint64
 }
 
-// Hold is the registrar's rollout state for a channel, sent beside the signed
-// document. It is unsigned, so it can only hold a rollout back: it caps the
-// signed share and never raises it.
-type Hold struct {
-	// Paused stops the rollout for every node not yet in it, canary farms
-	// included (gridnode channel pause, or the registrar's own halt).
-	Paused bool `json:"paused,omitempty"`
-	// ShareCapPPM, when set, caps the share of the wave in force (the
-	// registrar keeps a halted rollout at the last good wave's share).
-	ShareCapPPM *uint32 `json:"share_cap_ppm,omitempty"`
-}
+// Hold is the registrar's unsigned hold on a rollout (doc.Hold): it only
+// caps the signed share.
+type Hold = doc.Hold
 
 // Share is the share of nodes (parts per million) the rollout of c is open
 // to at now under h: the last wave started at or before now, capped by h.
