@@ -20,6 +20,7 @@ var commands = []func() *cobra.Command{
 	newFarmCmd,
 	newSimulateCmd,
 	newReleaseCmd,
+	newChannelCmd,
 	newVersionCmd,
 }
 
