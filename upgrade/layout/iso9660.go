@@ -15,8 +15,12 @@ type Record struct {
 	LBA, Size int64 // its extent, in blocks and bytes
 }
 
-// ErrNoISO says the medium has no ISO 9660 volume at its start.
-var ErrNoISO = errors.New("no ISO 9660 volume")
+// ErrNoISO says the medium has no ISO 9660 volume at its start;
+// ErrNotFound that the volume has no such file.
+var (
+	ErrNoISO    = errors.New("no ISO 9660 volume")
+	ErrNotFound = errors.New("not found")
+)
 
 // FindRecord finds the record of the file or folder p ("BOOT/LINUX_A",
 // case-insensitive, without ";1" or a trailing dot) in the ISO 9660 volume at
@@ -65,12 +69,12 @@ func findIn(r io.ReaderAt, d Record, name string) (Record, error) {
 		}
 		i += n
 	}
-	return Record{}, fmt.Errorf("no %s", name)
+	return Record{}, fmt.Errorf("%s: %w", name, ErrNotFound)
 }
 
 // Extent16 returns the 16 bytes at At+2 of a record that point it at lba and
-// size (both-endian, as ISO 9660 stores them): rewriting them in place moves
-// a file, and they sit in one sector.
+// size (both-endian, as ISO 9660 stores them): rewriting them in place
+// points the record at another extent.
 func Extent16(lba, size int64) []byte {
 	b := make([]byte, 16)
 	binary.LittleEndian.PutUint32(b[0:], uint32(lba))
