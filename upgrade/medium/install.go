@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gridnode/gridnode/build/fat"
 	"github.com/gridnode/gridnode/upgrade/doc"
 	"github.com/gridnode/gridnode/upgrade/layout"
@@ -107,6 +109,12 @@ func Install(dev Device, uki io.ReaderAt, want doc.File, version string) ([]Slot
 	}
 	if err := copySlot(dev, uki, want, target); err != nil {
 		return nil, err
+	}
+	// Read back from the medium, not from the page cache the write left.
+	if f, ok := dev.(*os.File); ok {
+		if err := unix.Fadvise(int(f.Fd()), target.at, want.Size, unix.FADV_DONTNEED); err != nil {
+			return nil, fmt.Errorf("dropping slot %s from the page cache before reading it back: %w", target.Name, err)
+		}
 	}
 	got, err := sumOf(dev, target.at, want.Size)
 	if err != nil {
