@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gridnode/gridnode/upgrade/doc"
 	"io"
 	"os"
 	"os/exec"
@@ -112,7 +113,7 @@ func (b *builder) warn(format string, a ...any) {
 
 func (b *builder) run(ctx context.Context) (*Result, error) {
 	s := b.o.Spec
-	b.man = Manifest{Version: s.Version, SourceDateEpoch: b.o.Epoch.Unix(), Flavour: s.Flavour}
+	b.man = Manifest{Version: s.Version, SourceDateEpoch: b.o.Epoch.Unix(), Flavour: s.Flavour, ReleaseKeys: s.ReleaseKeys}
 	specSum, err := filehash.SHA256(s.File)
 	if err != nil {
 		return nil, err
@@ -199,6 +200,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	}
 	ar.Bytes(strings.TrimPrefix(config.ImagePath, "/"), append([]byte("# baked in by gridnode build from "+filepath.Base(s.File)+"\n"), nodeYAML...), 0o644)
 	ar.Bytes("etc/os-release", []byte(osRelease(s.Version)), 0o644)
+	ar.Bytes(strings.TrimPrefix(doc.KeysPath, "/"), doc.KeysFile(s.Keys()), 0o644)
 	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "var/cache", "root", "etc"} {
 		ar.Dir(d, 0o755)
 	}

@@ -70,6 +70,7 @@ type bootFile struct {
 func (b *builder) bootFiles(ctx context.Context, in *media.Input) error {
 	for _, f := range []bootFile{
 		{"systemd-boot-efi", media.DebEFIStub, &in.EFIStub},
+		{"systemd-boot-efi", media.DebSDBoot, &in.SystemdBoot},
 		{"isolinux", media.DebIsolinux, &in.Isolinux},
 		{"isolinux", media.DebIsoHdpfx, &in.IsoHdpfx},
 		{"syslinux-common", media.DebLdlinux, &in.Ldlinux},

@@ -4,8 +4,11 @@ package build
 // every output's checksum. It holds no wall-clock time, so it is reproducible
 // like the outputs.
 type Manifest struct {
-	Version         string   `json:"version"`
-	Flavour         string   `json:"flavour"`
+	Version string `json:"version"`
+	Flavour string `json:"flavour"`
+	// ReleaseKeys are the release keys baked into the image (its node
+	// accepts upgrades signed by one of them).
+	ReleaseKeys     []string `json:"release_keys"`
 	SourceDateEpoch int64    `json:"source_date_epoch"`
 	Kernel          string   `json:"kernel"`
 	Inputs          []Input  `json:"inputs"`

@@ -22,6 +22,7 @@ import (
 	"github.com/gridnode/gridnode/build"
 	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/build/uki"
+	"github.com/gridnode/gridnode/upgrade/layout"
 )
 
 const mediaBenchRuns = 5
@@ -108,7 +109,7 @@ func TestBenchMedia(t *testing.T) {
 Command: `+"`make bench`"+` (`+"`go test -tags bench -run TestBenchMedia ./tests/`"+`)
 Machine: %s; load average at the end %s (other work on the machine slows both columns alike)
 
-Same inputs for both columns: the kernel, initramfs (%s together) and command line of images/node.yaml, Debian's boot-loader files, and the image's gridnode.conf. The tools: objcopy adds the UKI sections to systemd's stub; mkfs.vfat, mmd and mcopy make the EFI FAT image; xorriso -as mkisofs makes the hybrid ISO (isohybrid MBR, El Torito BIOS + EFI) and the USB image (the same with the FAT image appended as a GPT partition); cp and a script for PXE. Times are medians of %d runs, the two columns interleaved, each from a warm page cache and after a sync, until the writer returns (the data in the page cache, not yet on disk); sizes are the bytes each wrote.
+Same inputs for both columns: the kernel, initramfs (%s together) and command line of images/node.yaml, Debian's boot-loader files, and the image's gridnode.conf. The tools: objcopy adds the UKI sections to systemd's stub; mkfs.vfat, mmd and mcopy make the EFI FAT image (systemd-boot, loader.conf and entries, the release slots of upgrade/layout: one on the ISO, two of 64 MiB on the USB image); xorriso -as mkisofs makes the hybrid ISO (isohybrid MBR, El Torito BIOS + EFI) and the USB image (the same with the FAT image appended as a GPT partition); cp and a script for PXE. Times are medians of %d runs, the two columns interleaved, each from a warm page cache and after a sync, until the writer returns (the data in the page cache, not yet on disk); sizes are the bytes each wrote.
 
 | format | gridnode | size | tools | size | tools / gridnode |
 |---|---|---|---|---|---|
@@ -126,7 +127,7 @@ Same inputs for both columns: the kernel, initramfs (%s together) and command li
 	fmt.Fprintf(&b, `
 Whole warm build from the spec (`+"`gridnode build --format kernel,uki,iso,usb,pxe`"+`, node program compile and initramfs included): **%.1f s** (target ≤ 15 s); kernel format alone %.1f s, so the four media formats add about %.1f s (the writers above, the boot-loader files read from their Debian packages, the outputs hashed for the manifest), where the tools alone take %.1f s for the same media. Runs: all formats %v; kernel only %v.
 
-The gridnode ISO and USB image are smaller because their ISO 9660 records of the kernel and initramfs point into the UKI inside the EFI FAT image: one copy of each instead of two.`,
+The gridnode ISO and USB image are smaller because their ISO 9660 records of the kernel and initramfs point into the UKI inside the EFI FAT image: one copy of each instead of two; and gridnode leaves the empty slot b unwritten (zeros of a new file), where mcopy writes its 64 MiB.`,
 		ao.Seconds(), ko.Seconds(), (ao - ko).Seconds(), median(rows["all"].tools).Seconds(), rounded(all), rounded(kernelOnly))
 	section(t, "media", b.String())
 
@@ -215,32 +216,73 @@ func toolsWrite(t *testing.T, in media.Input, dir string, formats ...string) {
 			"--add-section", ".linux="+in.Kernel, "--change-section-vma", fmt.Sprintf(".linux=%#x", linuxVMA),
 			in.EFIStub, dst)
 	}
-	// The EFI FAT image: the UKI as the removable-media boot file and
-	// gridnode.conf, with free room.
-	mkFAT := func(dst, ukiPath string, free int64) {
-		kib := (fileBytes(t, ukiPath)+int64(len(in.Config))+free)/1024*105/100 + 1024
+	// The EFI FAT image of upgrade/layout: systemd-boot as the
+	// removable-media boot file, loader.conf and the slots' entries, the
+	// UKI in slot a (padded to the slot size) and, with two slots, an empty
+	// slot b, and gridnode.conf, with free room.
+	mkFAT := func(dst, ukiPath, medium string, slots int, free int64) {
+		slotSize := fileBytes(t, ukiPath)
+		if slots == 2 {
+			slotSize = layout.SlotSize
+		}
+		kib := (int64(slots)*slotSize+fileBytes(t, in.SystemdBoot)+int64(len(in.Config))+free)/1024*105/100 + 1024
 		toolRun(t, "", "mkfs.vfat", "-C", "-n", media.Label, "-i", "1234ABCD", dst, fmt.Sprint(kib))
+		put := func(name string, data []byte) string {
+			p := filepath.Join(work, name)
+			os.WriteFile(p, data, 0o644)
+			return p
+		}
+		toolRun(t, "", "mmd", "-i", dst, "::EFI", "::EFI/BOOT", "::loader", "::loader/entries", "::gridnode")
+		toolRun(t, "", "mcopy", "-i", dst, in.SystemdBoot, "::"+layout.BootLoader)
+		toolRun(t, "", "mcopy", "-i", dst, put("loader.conf", layout.LoaderConfText("a")), "::"+layout.LoaderConf)
+		for i, s := range layout.Slots[:slots] {
+			sl := layout.Slot{Name: s}
+			slot := filepath.Join(work, "slot-"+s)
+			if i == 0 {
+				sl = layout.Slot{Name: s, Version: in.Version, Cmdline: layout.WithBoot(in.Cmdline, medium)}
+				toolCopy(t, ukiPath, slot)
+			}
+			if i > 0 {
+				os.WriteFile(slot, nil, 0o644)
+			}
+			os.Truncate(slot, slotSize)
+			entry, _ := layout.EntryText(sl)
+			toolRun(t, "", "mcopy", "-i", dst, put("entry-"+s, entry), "::"+layout.EntryFile(s))
+			toolRun(t, "", "mcopy", "-i", dst, slot, "::"+layout.SlotFile(s))
+		}
 		os.WriteFile(filepath.Join(work, media.ConfigName), in.Config, 0o644)
-		toolRun(t, "", "mmd", "-i", dst, "::EFI", "::EFI/BOOT")
-		toolRun(t, "", "mcopy", "-i", dst, ukiPath, "::EFI/BOOT/BOOTX64.EFI")
 		toolRun(t, "", "mcopy", "-i", dst, filepath.Join(work, media.ConfigName), "::"+media.ConfigName)
 	}
-	// The ISO 9660 tree for BIOS boot: isolinux (copied: small), and graft
-	// points for kernel, initramfs and the rest.
-	stage := func(name, medium string) string {
+	// The ISO 9660 tree for BIOS boot: isolinux (copied: small) and
+	// upgrade/layout's isolinux.cfg, and graft points for each slot's
+	// kernel and initramfs (copies: xorriso cannot point into a file of the
+	// FAT image).
+	stage := func(name, medium string, slots int) (string, []string) {
 		s := filepath.Join(work, name)
 		toolCopy(t, in.Isolinux, filepath.Join(s, "isolinux", "isolinux.bin"))
 		toolCopy(t, in.Ldlinux, filepath.Join(s, "isolinux", "ldlinux.c32"))
-		os.WriteFile(filepath.Join(s, "isolinux", "isolinux.cfg"), []byte(fmt.Sprintf(
-			"default gridnode\nprompt 0\ntimeout 0\nlabel gridnode\n  kernel /boot/vmlinuz\n  initrd /boot/initrd\n  append %s\n",
-			uki.WithBoot(in.Cmdline, medium))), 0o644)
-		return s
+		cfg := layout.IsolinuxHeader("a")
+		grafts := []string{"/boot/linux_a=" + in.Kernel, "/boot/initrd_a=" + in.Initrd}
+		for i, sl := range layout.Slots {
+			r := layout.Slot{Name: sl}
+			if i == 0 {
+				r = layout.Slot{Name: sl, Version: in.Version, Cmdline: layout.WithBoot(in.Cmdline, medium)}
+			} else if slots == 2 {
+				empty := filepath.Join(work, "empty")
+				os.WriteFile(empty, nil, 0o644)
+				grafts = append(grafts, "/boot/linux_b="+empty, "/boot/initrd_b="+empty)
+			}
+			region, _ := layout.IsolinuxSlot(r)
+			cfg = append(cfg, region...)
+		}
+		os.WriteFile(filepath.Join(s, "isolinux", "isolinux.cfg"), cfg, 0o644)
+		return s, grafts
 	}
-	mkisofs := func(out, label, stage string, efi []string, files ...string) {
+	mkisofs := func(out, label, stage string, grafts, efi []string, files ...string) {
 		args := []string{"-as", "mkisofs", "-quiet", "-o", out, "-V", label, "-R", "-isohybrid-mbr", in.IsoHdpfx,
 			"-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"}
 		args = append(args, efi...)
-		args = append(args, "-graft-points", "/isolinux/="+filepath.Join(stage, "isolinux"), "/boot/vmlinuz="+in.Kernel, "/boot/initrd="+in.Initrd)
+		args = append(append(args, "-graft-points", "/isolinux/="+filepath.Join(stage, "isolinux")), grafts...)
 		toolRun(t, "", "xorriso", append(args, files...)...)
 	}
 	if has("uki") {
@@ -248,21 +290,21 @@ func toolsWrite(t *testing.T, in media.Input, dir string, formats ...string) {
 	}
 	if has("iso") {
 		u := filepath.Join(work, "iso.efi")
-		mkUKI(u, uki.WithBoot(in.Cmdline, "iso"))
+		mkUKI(u, in.Cmdline)
 		fat := filepath.Join(work, "efi.img")
-		mkFAT(fat, u, 0)
-		s := stage("iso", "iso")
-		mkisofs(filepath.Join(dir, "gridnode-"+in.Version+".iso"), media.Label, s,
+		mkFAT(fat, u, "iso", 1, 0)
+		s, grafts := stage("iso", "iso", 1)
+		mkisofs(filepath.Join(dir, "gridnode-"+in.Version+".iso"), media.Label, s, grafts,
 			[]string{"-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot", "-isohybrid-gpt-basdat"},
 			"/boot/efi.img="+fat, "/"+media.ConfigName+"="+filepath.Join(work, media.ConfigName))
 	}
 	if has("usb") {
 		u := filepath.Join(work, "usb.efi")
-		mkUKI(u, uki.WithBoot(in.Cmdline, "usb"))
+		mkUKI(u, in.Cmdline)
 		fat := filepath.Join(work, "esp.img")
-		mkFAT(fat, u, 1<<20)
-		s := stage("usb", "usb")
-		mkisofs(filepath.Join(dir, "gridnode-"+in.Version+".img"), "GRIDNODE_USB", s,
+		mkFAT(fat, u, "usb", 2, 1<<20)
+		s, grafts := stage("usb", "usb", 2)
+		mkisofs(filepath.Join(dir, "gridnode-"+in.Version+".img"), "GRIDNODE_USB", s, grafts,
 			[]string{"-append_partition", "2", "0xef", fat, "-appended_part_as_gpt"})
 	}
 	if has("pxe") {
@@ -271,6 +313,6 @@ func toolsWrite(t *testing.T, in media.Input, dir string, formats ...string) {
 		toolCopy(t, in.Initrd, filepath.Join(p, "initrd"))
 		toolCopy(t, in.IPXEEFI, filepath.Join(p, "ipxe.efi"))
 		toolCopy(t, in.Undionly, filepath.Join(p, "undionly.kpxe"))
-		os.WriteFile(filepath.Join(p, "boot.ipxe"), []byte("#!ipxe\nkernel vmlinuz initrd=initrd "+uki.WithBoot(in.Cmdline, "pxe")+"\ninitrd initrd\nboot\n"), 0o644)
+		os.WriteFile(filepath.Join(p, "boot.ipxe"), []byte("#!ipxe\nkernel vmlinuz initrd=initrd "+layout.WithBoot(in.Cmdline, "pxe")+"\ninitrd initrd\nboot\n"), 0o644)
 	}
 }

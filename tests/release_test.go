@@ -7,7 +7,9 @@ package tests
 // lists the node program's Go modules and the Debian packages (kernel,
 // firmware, boot loaders) with their versions; `gridnode release push` to
 // go-containerregistry's in-process registry and `gridnode release pull` by
-// tag and by digest give the folder back unchanged.
+// tag and by digest give the folder back unchanged. Issue 13: the release is
+// signed with a key from `gridnode release keygen` (RELEASE_KEY), the pull
+// verifies it with the public half, and push refuses an unsigned folder.
 
 import (
 	"bufio"
@@ -35,11 +37,11 @@ import (
 const releaseVersion = "9.8.7-test"
 
 // makeRelease runs .ci/release.sh VERSION into dist, as make release does.
-func makeRelease(t *testing.T, dist string) time.Duration {
+func makeRelease(t *testing.T, dist, key string) time.Duration {
 	t.Helper()
 	cmd := exec.Command("bash", ".ci/release.sh", releaseVersion)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GRIDNODE="+gridnodeCLI(t), "DIST="+dist,
+	cmd.Env = append(os.Environ(), "GRIDNODE="+gridnodeCLI(t), "DIST="+dist, "RELEASE_KEY="+key,
 		"SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch.Unix(), 10))
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
@@ -90,8 +92,13 @@ func TestRelease(t *testing.T) {
 		t.Skip("builds two releases; skipped with -short")
 	}
 	a, b := filepath.Join(t.TempDir(), "dist"), filepath.Join(t.TempDir(), "dist")
-	ta := makeRelease(t, a)
-	tb := makeRelease(t, b)
+	key := filepath.Join(t.TempDir(), "release.key")
+	pub := strings.TrimSpace(runGridnode(t, "release", "keygen", "-o", key))
+	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 || !strings.HasPrefix(pub, "ed25519:") {
+		t.Fatalf("release keygen: key file %v (%v), public key %q", st, err, pub)
+	}
+	ta := makeRelease(t, a, key)
+	tb := makeRelease(t, b, key)
 	t.Logf("make release: %.1fs, then %.1fs", ta.Seconds(), tb.Seconds())
 
 	// Every format, the manifest, the SBOM and SHA256SUMS.
@@ -99,7 +106,7 @@ func TestRelease(t *testing.T) {
 	files := releaseTree(t, a)
 	want := []string{"SHA256SUMS", "cmdline", "gridnode-" + v + ".efi", "gridnode-" + v + ".img", "gridnode-" + v + ".iso",
 		"gridnode-" + v + ".spdx.json", "initramfs.cpio.zst", "manifest.json",
-		"pxe/boot.ipxe", "pxe/initrd", "pxe/ipxe.efi", "pxe/undionly.kpxe", "pxe/vmlinuz", "vmlinuz"}
+		"pxe/boot.ipxe", "pxe/initrd", "pxe/ipxe.efi", "pxe/undionly.kpxe", "pxe/vmlinuz", "release.json", "vmlinuz"}
 	if strings.Join(files, " ") != strings.Join(want, " ") {
 		t.Errorf("release folder holds\n  %s\nwant\n  %s", strings.Join(files, " "), strings.Join(want, " "))
 	}
@@ -118,15 +125,18 @@ func TestRelease(t *testing.T) {
 		sums[name] = sum
 	}
 	for _, f := range files {
-		if f == "SHA256SUMS" {
+		if f == "SHA256SUMS" || f == "release.json" {
 			continue
 		}
 		if got := testutil.SHA256File(t, filepath.Join(a, f)); sums[f] != got {
 			t.Errorf("SHA256SUMS says %s for %s, the file is %s", sums[f], f, got)
 		}
 	}
-	if len(sums) != len(files)-1 {
-		t.Errorf("SHA256SUMS lists %d files, the folder has %d besides it", len(sums), len(files)-1)
+	if len(sums) != len(files)-2 {
+		t.Errorf("SHA256SUMS lists %d files, the folder has %d besides it and release.json", len(sums), len(files)-2)
+	}
+	if out := runGridnode(t, "release", "verify", a, "--key", pub); !strings.Contains(out, "release "+v+": 14 files, signed") {
+		t.Errorf("gridnode release verify: %q", out)
 	}
 
 	// The manifest names this version and every boot file with its sum.
@@ -153,13 +163,13 @@ func TestRelease(t *testing.T) {
 		}
 	}
 	for _, f := range files {
-		if f != "SHA256SUMS" && f != "manifest.json" && f != "gridnode-"+v+".spdx.json" && !outputs[f] {
+		if f != "SHA256SUMS" && f != "release.json" && f != "manifest.json" && f != "gridnode-"+v+".spdx.json" && !outputs[f] {
 			t.Errorf("manifest does not list %s", f)
 		}
 	}
 
 	checkSBOM(t, readRelease(t, filepath.Join(a, "gridnode-"+v+".spdx.json")), man.Inputs)
-	releasePushPull(t, a, b)
+	releasePushPull(t, a, b, pub)
 }
 
 func readRelease(t *testing.T, p string) []byte {
@@ -443,7 +453,7 @@ func checkSBOM(t *testing.T, b []byte, inputs []struct{ Kind, Name, Version, SHA
 // pushPull publishes release a with `gridnode release push` to an
 // in-process OCI registry and pulls it back by tag and by digest; release b
 // pushed under another tag has the same digest.
-func releasePushPull(t *testing.T, a, b string) {
+func releasePushPull(t *testing.T, a, b, pub string) {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
@@ -457,9 +467,17 @@ func releasePushPull(t *testing.T, a, b string) {
 	}
 	for _, ref := range []string{repo + ":" + releaseVersion, repo + "@" + digest} {
 		out := filepath.Join(t.TempDir(), "pulled")
-		if got := strings.TrimSpace(runGridnode(t, "release", "pull", ref, out)); got != digest {
+		if got := strings.TrimSpace(runGridnode(t, "release", "pull", ref, out, "--key", pub)); got != digest {
 			t.Errorf("gridnode release pull %s printed %q, want %s", ref, got, digest)
 		}
 		sameReleaseTrees(t, a, out)
 	}
+	// A folder without a signed release.json is refused, unless --unsigned.
+	unsigned := t.TempDir()
+	os.WriteFile(filepath.Join(unsigned, "vmlinuz"), []byte("kernel"), 0o644)
+	out, err := exec.Command(gridnodeCLI(t), "release", "push", unsigned, repo+":unsigned").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "unsigned") {
+		t.Errorf("gridnode release push of an unsigned folder: %v\n%s", err, out)
+	}
+	runGridnode(t, "release", "push", "--unsigned", unsigned, repo+":unsigned")
 }

@@ -28,6 +28,10 @@ type File struct {
 	// Source writes the content when Data is nil.
 	Source io.WriterTo
 	Size   int64
+	// ZeroTail zero bytes follow the content in the file, allocated with
+	// it and left unwritten (the image is zero there): room preallocated
+	// for content that is written in place later, such as a release slot.
+	ZeroTail int64
 }
 
 // Options of a file system.
@@ -91,7 +95,10 @@ func New(files []File, opt Options) (*Image, error) {
 		} else if f.Source == nil && f.Size != 0 {
 			return nil, fmt.Errorf("fat: %s has neither Data nor Source", f.Path)
 		}
-		if f.Size > 1<<32-1 {
+		if f.ZeroTail < 0 {
+			return nil, fmt.Errorf("fat: %s: negative ZeroTail", f.Path)
+		}
+		if f.Size+f.ZeroTail > 1<<32-1 {
 			return nil, fmt.Errorf("fat: %s: %d bytes, FAT files end at 4 GiB", f.Path, f.Size)
 		}
 		parts := strings.Split(strings.Trim(f.Path, "/"), "/")
@@ -118,7 +125,7 @@ func New(files []File, opt Options) (*Image, error) {
 				return nil, fmt.Errorf("fat: %s given twice", f.Path)
 			}
 		}
-		fn := &node{name: base, file: f, size: f.Size}
+		fn := &node{name: base, file: f, size: f.Size + f.ZeroTail}
 		parent.children = append(parent.children, fn)
 		fileNodes = append(fileNodes, fn)
 	}
@@ -242,7 +249,7 @@ func (im *Image) WriteTo(w io.WriterAt, off int64) error {
 			}
 			continue
 		}
-		if n.size == 0 {
+		if n.file.Size == 0 {
 			continue
 		}
 		if n.file.Data != nil {
@@ -257,8 +264,8 @@ func (im *Image) WriteTo(w io.WriterAt, off int64) error {
 		if err != nil {
 			return fmt.Errorf("fat: writing %s: %w", n.file.Path, err)
 		}
-		if wrote != n.size {
-			return fmt.Errorf("fat: %s: wrote %d bytes, announced %d", n.file.Path, wrote, n.size)
+		if wrote != n.file.Size {
+			return fmt.Errorf("fat: %s: wrote %d bytes, announced %d", n.file.Path, wrote, n.file.Size)
 		}
 	}
 	return nil

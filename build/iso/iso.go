@@ -2,15 +2,19 @@
 // boots as a CD and, written to a USB stick, as a disk, on BIOS and on UEFI.
 //
 //   - BIOS, CD: El Torito no-emulation entry → isolinux.bin (with its boot
-//     info table) → /boot/vmlinuz and /boot/initrd.
+//     info table) → isolinux.cfg's default slot: /boot/linux_a and
+//     /boot/initrd_a, records that point into slot a's UKI.
 //   - BIOS, disk: isohybrid MBR code (isohdpfx.bin) → isolinux.bin, whose LBA
 //     is at MBR offset 432 → the same ISO 9660 file system, read as a disk.
-//   - UEFI, CD: El Torito EFI entry → a FAT image holding the UKI as
-//     EFI/BOOT/BOOTX64.EFI.
+//   - UEFI, CD: El Torito EFI entry → a FAT image holding systemd-boot as
+//     EFI/BOOT/BOOTX64.EFI, which boots loader.conf's default slot (the UKI
+//     in gridnode/slot-a.efi).
 //   - UEFI, disk: the same FAT image as MBR partition 2 (type 0xEF) or, for
 //     USB images, as the GPT's EFI system partition.
 //
-// gridnode.conf sits at the ISO root and in the FAT image root, padded to
+// The release slots and the files that name the default one are
+// upgrade/layout's: the hybrid ISO has one slot, sized for its release; the
+// USB image two. gridnode.conf sits at the ISO root and in the FAT image root, padded to
 // mediaconf.Reserved bytes so `gridnode image set` rewrites it in place.
 //
 // The ISO 9660 writer is ours (level 2 names, no Rock Ridge or Joliet): it is
@@ -33,6 +37,7 @@ import (
 	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/build/mediaconf"
 	"github.com/gridnode/gridnode/build/uki"
+	"github.com/gridnode/gridnode/upgrade/layout"
 )
 
 // Options select between the hybrid ISO and the USB disk image, which share
@@ -55,6 +60,9 @@ type Options struct {
 	ISOConfig bool
 	// FATFree is free room left in the FAT file system, in bytes.
 	FATFree int64
+	// Slots is 2 for a medium that takes upgrades (two release slots of
+	// layout.SlotSize), else one slot sized for this release.
+	Slots int
 }
 
 const (
@@ -99,12 +107,23 @@ func WriteImage(in media.Input, path string, opt Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("iso: %w", err)
 	}
-	cmdline := uki.WithBoot(in.Cmdline, opt.Medium)
-	// Sections at 2048-byte offsets: the ISO 9660 records of the kernel and
-	// initramfs point into the UKI in the FAT image, so there is one copy.
-	u, err := uki.NewAligned(in, cmdline, block)
+	cmdline := layout.WithBoot(in.Cmdline, opt.Medium)
+	// The slot holds the release's UKI as released (its own command line,
+	// sections on 2048-byte blocks): the boot entries add gridnode.boot, and
+	// the ISO 9660 records of the kernel and initramfs point into it, so
+	// there is one copy.
+	u, err := uki.NewAligned(in, in.Cmdline, block)
 	if err != nil {
 		return err
+	}
+	slots := layout.Slots[:1]
+	slotSize := alignUp(u.Size(), block)
+	if opt.Slots == 2 {
+		slots = layout.Slots
+		slotSize = layout.SlotSize
+	}
+	if u.Size() > slotSize {
+		return fmt.Errorf("iso: the UKI is %d bytes, more than a release slot's %d (layout.SlotSize); shrink the image (drivers, firmware)", u.Size(), slotSize)
 	}
 	isolinux, err := os.ReadFile(in.Isolinux)
 	if err != nil {
@@ -124,12 +143,20 @@ func WriteImage(in media.Input, path string, opt Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("iso: ldlinux.c32: %w (install syslinux-common)", err)
 	}
+	sdboot, err := os.ReadFile(in.SystemdBoot)
+	if err != nil {
+		return fmt.Errorf("iso: systemd-bootx64.efi: %w (install systemd-boot-efi)", err)
+	}
 
-	cfg := fmt.Sprintf("default gridnode\nprompt 0\ntimeout 0\nlabel gridnode\n  kernel /boot/vmlinuz\n  initrd /boot/initrd\n  append %s\n", cmdline)
+	first := layout.Slot{Name: "a", Version: in.Version, Cmdline: cmdline}
+	cfg, fatSlotFiles, err := slotFiles(first, slots, u, slotSize)
+	if err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
 	files := []*file{
 		{dir: "ISOLINUX", name: "ISOLINUX.BIN", data: isolinux},
 		{dir: "ISOLINUX", name: "LDLINUX.C32", data: ldlinux},
-		{dir: "ISOLINUX", name: "ISOLINUX.CFG", data: []byte(cfg)},
+		{dir: "ISOLINUX", name: "ISOLINUX.CFG", data: cfg},
 	}
 	if opt.ISOConfig {
 		files = append(files, &file{name: strings.ToUpper(media.ConfigName), data: conf})
@@ -157,24 +184,20 @@ func WriteImage(in media.Input, path string, opt Options) (err error) {
 	}
 	fatLBA := next
 	fatOpt := fat.Options{Label: media.Label, VolumeID: binary.LittleEndian.Uint32(seed[0:]), Time: in.Epoch, Free: opt.FATFree, HiddenSectors: uint32(fatLBA * 4), Align: block}
-	fs, err := fat.New([]fat.File{
+	fs, err := fat.New(append([]fat.File{
 		{Path: media.ConfigName, Data: conf},
-		{Path: "EFI/BOOT/BOOTX64.EFI", Source: u, Size: u.Size()},
-	}, fatOpt)
+		{Path: layout.BootLoader, Data: sdboot},
+	}, fatSlotFiles...), fatOpt)
 	if err != nil {
 		return fmt.Errorf("iso: EFI image: %w", err)
 	}
 	fatSize := alignUp(fs.Size(), block)
 	files = append(files, &file{dir: "BOOT", name: "EFI.IMG", lba: fatLBA, size: fs.Size()})
-	ukiOff, _, _ := fs.Offset("EFI/BOOT/BOOTX64.EFI")
-	for _, sec := range []struct{ section, name string }{{".linux", "VMLINUZ."}, {".initrd", "INITRD."}} {
-		off, size, _ := u.SectionOffset(sec.section)
-		at := fatLBA*block + ukiOff + off
-		if at%block != 0 {
-			return fmt.Errorf("iso: %s inside the UKI at byte %d is not block-aligned (bug)", sec.section, at)
-		}
-		files = append(files, &file{dir: "BOOT", name: sec.name, lba: at / block, size: size})
+	recs, err := slotRecords(fs, fatLBA, slots, u)
+	if err != nil {
+		return err
 	}
+	files = append(files, recs...)
 	end := fatLBA*block + fatSize
 	total := alignUp(end, mib)
 	if opt.GPT {
@@ -281,7 +304,7 @@ func WriteImage(in media.Input, path string, opt Options) (err error) {
 func inputHash(in media.Input, opt Options) ([32]byte, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%q %q %q %d %+v\n", in.Version, in.Cmdline, in.Config, in.Epoch.Unix(), opt)
-	for _, p := range []string{in.Kernel, in.Initrd, in.EFIStub, in.Isolinux, in.IsoHdpfx, in.Ldlinux} {
+	for _, p := range []string{in.Kernel, in.Initrd, in.EFIStub, in.SystemdBoot, in.Isolinux, in.IsoHdpfx, in.Ldlinux} {
 		f, err := os.Open(p)
 		if err != nil {
 			return [32]byte{}, fmt.Errorf("iso: %w", err)

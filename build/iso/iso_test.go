@@ -89,7 +89,7 @@ func TestToolsAgree(t *testing.T) {
 	if err != nil {
 		t.Fatalf("xorriso -find: %v\n%s", err, out)
 	}
-	for _, want := range []string{"/boot/vmlinuz", "/boot/initrd", "/isolinux/isolinux.bin", "/gridnode.conf"} {
+	for _, want := range []string{"/boot/linux_a", "/boot/initrd_a", "/isolinux/isolinux.bin", "/gridnode.conf"} {
 		if !strings.Contains(strings.ToLower(string(out)), want) {
 			t.Errorf("xorriso lists no %s:\n%s", want, out)
 		}
@@ -102,7 +102,7 @@ func TestToolsAgree(t *testing.T) {
 		t.Errorf("gridnode.conf in the ISO = %q, want %q", mediaconf.Strip(got), in.Config)
 	}
 	// Kernel and initramfs are extents inside the UKI: same bytes.
-	for isoPath, want := range map[string]string{"/BOOT/VMLINUZ": in.Kernel, "/BOOT/INITRD": in.Initrd} {
+	for isoPath, want := range map[string]string{"/BOOT/LINUX_A": in.Kernel, "/BOOT/INITRD_A": in.Initrd} {
 		got := filepath.Join(t.TempDir(), "f")
 		if out, err := exec.Command(x, "-osirrox", "on", "-indev", p, "-extract", isoPath, got).CombinedOutput(); err != nil {
 			t.Fatalf("xorriso -extract %s: %v\n%s", isoPath, err, out)

@@ -57,8 +57,11 @@ var Groups = map[string][]string{
 		"sky2", "skge", "enic", "ena", "vmxnet3", "virtio_net"},
 	// platform: the ACPI power button and the input layer PID 1 reads it
 	// through; the hardware RNGs that fill the kernel's random pool
-	// (chipsets' and CPUs', TPMs: built into Debian's kernel).
-	"platform":    {"button", "evdev", "amd_rng", "intel_rng", "via_rng", "tpm_tis", "tpm_crb"},
+	// (chipsets' and CPUs', TPMs: built into Debian's kernel); hardware
+	// watchdogs, which bound an upgrade's trial boot (upgrade/kexec):
+	// Intel and AMD chipsets' TCO timers and QEMU's i6300esb.
+	"platform": {"button", "evdev", "amd_rng", "intel_rng", "via_rng", "tpm_tis", "tpm_crb",
+		"i6300esb", "iTCO_wdt", "sp5100_tco"},
 	"filesystems": {"ext4", "vfat", "iso9660", "btrfs", "nls_cp437", "nls_utf8", "nls_ascii"},
 }
 

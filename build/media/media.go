@@ -18,18 +18,22 @@ type Input struct {
 	Epoch time.Time
 
 	// Boot-loader files, extracted by the builder from Debian packages.
-	EFIStub  string // systemd-boot-efi: linuxx64.efi.stub
-	Isolinux string // isolinux: isolinux.bin
-	IsoHdpfx string // isolinux: isohdpfx.bin (hybrid MBR)
-	Ldlinux  string // syslinux-common: ldlinux.c32
-	IPXEEFI  string // ipxe: ipxe.efi
-	Undionly string // ipxe: undionly.kpxe
+	EFIStub string // systemd-boot-efi: linuxx64.efi.stub
+	// SystemdBoot is systemd-boot-efi's systemd-bootx64.efi: the boot
+	// menu of ISO and USB media, which picks a release slot.
+	SystemdBoot string
+	Isolinux    string // isolinux: isolinux.bin
+	IsoHdpfx    string // isolinux: isohdpfx.bin (hybrid MBR)
+	Ldlinux     string // syslinux-common: ldlinux.c32
+	IPXEEFI     string // ipxe: ipxe.efi
+	Undionly    string // ipxe: undionly.kpxe
 }
 
 // Debian paths of the boot-loader files, for tests and for the builder's
 // extraction from the .deb packages.
 const (
 	DebEFIStub  = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+	DebSDBoot   = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 	DebIsolinux = "/usr/lib/ISOLINUX/isolinux.bin"
 	DebIsoHdpfx = "/usr/lib/ISOLINUX/isohdpfx.bin"
 	DebLdlinux  = "/usr/lib/syslinux/modules/bios/ldlinux.c32"

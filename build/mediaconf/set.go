@@ -12,6 +12,7 @@ import (
 	"github.com/gridnode/gridnode/build/fat"
 	"github.com/gridnode/gridnode/build/media"
 	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/upgrade/layout"
 )
 
 // Copy is one gridnode.conf inside an image.
@@ -29,7 +30,7 @@ type Copy struct {
 // ones farmers edit.
 func Find(r io.ReaderAt) ([]Copy, error) {
 	var out []Copy
-	starts, err := partitions(r)
+	starts, err := Partitions(r)
 	if err != nil {
 		return nil, err
 	}
@@ -52,8 +53,8 @@ func Find(r io.ReaderAt) ([]Copy, error) {
 	return out, nil
 }
 
-// partitions returns the byte offsets of MBR and GPT partitions.
-func partitions(r io.ReaderAt) ([]int64, error) {
+// Partitions returns the byte offsets of MBR and GPT partitions.
+func Partitions(r io.ReaderAt) ([]int64, error) {
 	mbr := make([]byte, 512)
 	if _, err := r.ReadAt(mbr, 0); err != nil {
 		return nil, fmt.Errorf("reading the partition table: %w", err)
@@ -101,45 +102,14 @@ func partitions(r io.ReaderAt) ([]int64, error) {
 }
 
 func findISO(r io.ReaderAt) (Copy, bool, error) {
-	pvd := make([]byte, 2048)
-	if _, err := r.ReadAt(pvd, 16*2048); err != nil || pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
+	rec, err := layout.FindRecord(r, media.ConfigName)
+	if errors.Is(err, layout.ErrNoISO) || errors.Is(err, layout.ErrNotFound) {
 		return Copy{}, false, nil
 	}
-	root := pvd[156:]
-	lba := int64(binary.LittleEndian.Uint32(root[2:]))
-	size := int64(binary.LittleEndian.Uint32(root[10:]))
-	if size > 1<<20 {
-		return Copy{}, false, fmt.Errorf("ISO 9660 root directory of %d bytes: not a gridnode image?", size)
+	if err != nil {
+		return Copy{}, false, err
 	}
-	dir := make([]byte, size)
-	if _, err := r.ReadAt(dir, lba*2048); err != nil {
-		return Copy{}, false, fmt.Errorf("reading the ISO 9660 root directory: %w", err)
-	}
-	for i := 0; i < len(dir); {
-		n := int(dir[i])
-		if n == 0 { // rest of the block is padding
-			i = (i/2048 + 1) * 2048
-			continue
-		}
-		if i+n > len(dir) || n < 34 {
-			break
-		}
-		rec := dir[i : i+n]
-		if 33+int(rec[32]) > n {
-			break // not a directory record: not an image of ours
-		}
-		id := string(rec[33 : 33+int(rec[32])])
-		id, _, _ = strings.Cut(id, ";")
-		if strings.EqualFold(strings.TrimSuffix(id, "."), media.ConfigName) && rec[25]&2 == 0 {
-			return Copy{
-				Where: "ISO 9660 file system",
-				Off:   int64(binary.LittleEndian.Uint32(rec[2:])) * 2048,
-				Size:  int64(binary.LittleEndian.Uint32(rec[10:])),
-			}, true, nil
-		}
-		i += n
-	}
-	return Copy{}, false, nil
+	return Copy{Where: "ISO 9660 file system", Off: rec.LBA * layout.Block, Size: rec.Size}, true, nil
 }
 
 // Read returns the configuration text of the image at path (the first copy

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,9 @@ type BuildOptions struct {
 	Cache   string     // the builder's cache folder
 	Src     string     // the gridnode source tree the node program is compiled from
 	Epoch   time.Time  // SOURCE_DATE_EPOCH
+	// Key signs the release document (release.json); nil writes it
+	// unsigned, and says so on Warn.
+	Key ed25519.PrivateKey
 	// Progress gets one line per step; nil is quiet. Warn gets the
 	// builder's warnings; nil discards them.
 	Progress, Warn io.Writer
@@ -44,7 +48,8 @@ var versionRE = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
 // initramfs and command line, UKI, hybrid ISO, USB image, PXE bundle), the
 // build manifest, an SPDX 2.3 SBOM (the Go modules linked into the node
 // program, read from its build information, and every Debian package the
-// build took files from: kernel, firmware, boot loaders) and SHA256SUMS.
+// build took files from: kernel, firmware, boot loaders), SHA256SUMS, and
+// release.json, the release document signed with o.Key.
 // Same inputs and epoch, same bytes.
 func Build(ctx context.Context, o BuildOptions) (*Released, error) {
 	if !versionRE.MatchString(o.Version) {
@@ -105,6 +110,12 @@ func Build(ctx context.Context, o BuildOptions) (*Released, error) {
 	}
 	if err := Checksums(o.Out); err != nil {
 		return nil, err
+	}
+	if err := Sign(o.Out, o.Version, o.Key); err != nil {
+		return nil, err
+	}
+	if o.Key == nil && o.Warn != nil {
+		fmt.Fprintf(o.Warn, "release %s is unsigned: no release key given (make release RELEASE_KEY=FILE, or --key); release push refuses it without --unsigned, and nodes accept only signed releases\n", o.Version)
 	}
 	files, err := releaseFiles(o.Out, true)
 	if err != nil {

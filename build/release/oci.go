@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/gridnode/gridnode/upgrade/doc"
 )
 
 // Media types of a release artifact. The manifest is an OCI image manifest
@@ -95,7 +97,12 @@ func Push(ctx context.Context, dir, ref string, opts ...remote.Option) (string, 
 // it, and returns the manifest digest. Every file is checked against the
 // digest and size in the manifest, and the manifest against ref's digest
 // when ref has one; a file is only renamed into place once it matched.
-func Pull(ctx context.Context, ref, dir string, opts ...remote.Option) (string, error) {
+//
+// With keys, the release document (release.json) is fetched first and
+// must be signed by one of them, and the artifact must hold exactly the
+// files it names with their sha256 and size: an artifact that does not
+// match is refused before any other blob is downloaded.
+func Pull(ctx context.Context, ref, dir string, keys []doc.PublicKey, opts ...remote.Option) (string, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return "", fmt.Errorf("release: pull: reference %q: %w", ref, err)
@@ -122,6 +129,11 @@ func Pull(ctx context.Context, ref, dir string, opts ...remote.Option) (string, 
 			return "", fmt.Errorf("release: pull %s: layer %s has unusable file name %q", r, l.Digest, l.Annotations[TitleKey])
 		}
 	}
+	if len(keys) > 0 {
+		if err := verifyLayers(r, m.Layers, keys, opts); err != nil {
+			return "", fmt.Errorf("release: pull %s: %w", r, err)
+		}
+	}
 	for _, l := range m.Layers {
 		title := l.Annotations[TitleKey]
 		layer, err := remote.Layer(r.Context().Digest(l.Digest.String()), opts...)
@@ -133,6 +145,78 @@ func Pull(ctx context.Context, ref, dir string, opts ...remote.Option) (string, 
 		}
 	}
 	return got, nil
+}
+
+// verifyLayers fetches and verifies the release document among layers and
+// checks every other layer against it.
+func verifyLayers(r name.Reference, layers []v1.Descriptor, keys []doc.PublicKey, opts []remote.Option) error {
+	rel, err := readDocument(r, layers, keys, opts)
+	if err != nil {
+		return err
+	}
+	var files []doc.File
+	for _, l := range layers {
+		if title := l.Annotations[TitleKey]; title != doc.ReleaseName {
+			files = append(files, doc.File{Name: title, SHA256: l.Digest.Hex, Size: l.Size})
+		}
+	}
+	return sameFiles(rel, files)
+}
+
+// ReadDocument fetches only the release document of the release at ref
+// (its manifest and release.json) and verifies it with keys: what gridnode
+// channel publish checks before it signs a channel document naming ref.
+func ReadDocument(ctx context.Context, ref string, keys []doc.PublicKey, opts ...remote.Option) (*doc.Release, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("release: reference %q: %w", ref, err)
+	}
+	opts = remoteOptions(ctx, opts)
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("release: %s: %w", r, err)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
+		return nil, fmt.Errorf("release: %s: manifest: %w", r, err)
+	}
+	rel, err := readDocument(r, m.Layers, keys, opts)
+	if err != nil {
+		return nil, fmt.Errorf("release: %s: %w", r, err)
+	}
+	return rel, nil
+}
+
+func readDocument(r name.Reference, layers []v1.Descriptor, keys []doc.PublicKey, opts []remote.Option) (*doc.Release, error) {
+	var docLayer *v1.Descriptor
+	for i, l := range layers {
+		if l.Annotations[TitleKey] == doc.ReleaseName {
+			docLayer = &layers[i]
+		}
+	}
+	if docLayer == nil {
+		return nil, fmt.Errorf("no %s: an unsigned release (pull it without --key to take it unverified)", doc.ReleaseName)
+	}
+	if docLayer.Size > doc.MaxEnvelope {
+		return nil, fmt.Errorf("%s of %d bytes: not a release document", doc.ReleaseName, docLayer.Size)
+	}
+	layer, err := remote.Layer(r.Context().Digest(docLayer.Digest.String()), opts...)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, doc.MaxEnvelope+1))
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	if got := fmt.Sprintf("sha256:%x", sha256.Sum256(b)); got != docLayer.Digest.String() {
+		return nil, fmt.Errorf("%s: registry sent digest %s, manifest says %s", doc.ReleaseName, got, docLayer.Digest)
+	}
+	return doc.OpenRelease(b, keys)
 }
 
 func fetch(layer v1.Layer, want v1.Descriptor, dst string) error {

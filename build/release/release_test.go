@@ -275,7 +275,7 @@ func TestPushPull(t *testing.T) {
 	}
 	for _, ref := range []string{host + "/gridnode/release:1.0", host + "/gridnode/release@" + digest} {
 		out := t.TempDir()
-		got, err := release.Pull(ctx, ref, out)
+		got, err := release.Pull(ctx, ref, out, nil)
 		if err != nil {
 			t.Fatalf("pull %s: %v", ref, err)
 		}
@@ -286,7 +286,7 @@ func TestPushPull(t *testing.T) {
 	}
 	// A digest the registry does not have is an error, not an empty folder.
 	bad := host + "/gridnode/release@sha256:" + strings.Repeat("0", 64)
-	if _, err := release.Pull(ctx, bad, t.TempDir()); err == nil {
+	if _, err := release.Pull(ctx, bad, t.TempDir(), nil); err == nil {
 		t.Error("pull of a missing digest succeeded")
 	}
 }

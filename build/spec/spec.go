@@ -16,6 +16,7 @@ import (
 	"github.com/gridnode/gridnode/build/kernel"
 	"github.com/gridnode/gridnode/internal/strictyaml"
 	"github.com/gridnode/gridnode/node/config"
+	"github.com/gridnode/gridnode/upgrade/doc"
 )
 
 // Spec is one image specification.
@@ -36,6 +37,10 @@ type Spec struct {
 	Flavour string `yaml:"flavour,omitempty"`
 	// Node is the configuration baked into the image.
 	Node config.Node `yaml:"node,omitempty"`
+	// ReleaseKeys are the public release keys (gridnode release keygen
+	// prints one) whose signatures the image's node accepts on channel
+	// documents and releases. None: the node accepts no upgrade.
+	ReleaseKeys []string `yaml:"release_keys,omitempty"`
 
 	// File is the path the spec was read from; Dir its folder, against
 	// which relative paths in the spec are resolved.
@@ -125,6 +130,11 @@ func (s *Spec) check() error {
 	if !regexp.MustCompile(`^[A-Za-z0-9._+-]+$`).MatchString(s.Version) {
 		return s.Errorf("version", "version %q: use letters, digits and . _ + -", s.Version)
 	}
+	for i, k := range s.ReleaseKeys {
+		if _, err := doc.ParsePublicKey(k); err != nil {
+			return s.Errorf(fmt.Sprintf("release_keys[%d]", i), "release_keys: %v", err)
+		}
+	}
 	for i, f := range s.Files {
 		key := fmt.Sprintf("files[%d]", i)
 		if f.Src == "" || !strings.HasPrefix(f.Dst, "/") {
@@ -145,4 +155,10 @@ func (s *Spec) Path(p string) string {
 		return p
 	}
 	return filepath.Join(s.Dir, p)
+}
+
+// Keys returns the spec's release keys, parsed (check has checked them).
+func (s *Spec) Keys() []doc.PublicKey {
+	keys, _ := doc.ParsePublicKeys(s.ReleaseKeys)
+	return keys
 }

@@ -17,9 +17,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/gridnode/gridnode/build/media"
+	"github.com/gridnode/gridnode/upgrade/layout"
 )
 
 // Image is a UKI ready to be streamed: the modified stub headers and the
@@ -51,19 +51,6 @@ const pageSize = 4096
 // OSRelease is the .osrel text for a version.
 func OSRelease(version string) string {
 	return fmt.Sprintf("NAME=gridnode\nID=gridnode\nPRETTY_NAME=\"gridnode %s\"\nVERSION_ID=%s\nVERSION=%s\n", version, version, version)
-}
-
-// WithBoot returns cmdline with gridnode.boot set to medium, replacing any
-// gridnode.boot the builder put there.
-func WithBoot(cmdline, medium string) string {
-	var out []string
-	for _, f := range strings.Fields(cmdline) {
-		if strings.HasPrefix(f, "gridnode.boot=") {
-			continue
-		}
-		out = append(out, f)
-	}
-	return strings.Join(append(out, "gridnode.boot="+medium), " ")
 }
 
 // New lays out a UKI of in's stub, kernel and initramfs with the given
@@ -105,10 +92,10 @@ func NewAligned(in media.Input, cmdline string, align int64) (*Image, error) {
 	nsec := int64(f.FileHeader.NumberOfSections)
 	newTable := secTable + nsec*40
 	parts := []part{
-		{name: ".osrel", data: []byte(OSRelease(in.Version))},
-		{name: ".cmdline", data: []byte(cmdline)},
-		{name: ".initrd", file: in.Initrd, size: initrd.Size()},
-		{name: ".linux", file: in.Kernel, size: kernel.Size()},
+		{name: layout.SectionOSRel, data: []byte(OSRelease(in.Version))},
+		{name: layout.SectionCmdline, data: []byte(cmdline)},
+		{name: layout.SectionInitrd, file: in.Initrd, size: initrd.Size()},
+		{name: layout.SectionLinux, file: in.Kernel, size: kernel.Size()},
 	}
 	end := newTable + int64(len(parts))*40
 	firstRaw := int64(oh.SizeOfHeaders)
@@ -226,9 +213,12 @@ func (im *Image) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
-// Write writes the UKI of in, with in.Cmdline as is, to the file path.
+// Write writes the UKI of in, with in.Cmdline as is, to the file path. Its
+// kernel and initramfs start on 2048-byte blocks (layout.Block): the same
+// bytes go into a boot medium's release slot, where ISO 9660 records point
+// at them for BIOS boot.
 func Write(in media.Input, path string) error {
-	im, err := New(in, in.Cmdline)
+	im, err := NewAligned(in, in.Cmdline, layout.Block)
 	if err != nil {
 		return err
 	}

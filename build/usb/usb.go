@@ -1,6 +1,8 @@
 // Package usb writes gridnode's USB disk image (gridnode-VERSION.img): a GPT
-// disk whose one partition (FAT16, label GRIDNODE) holds the UKI as
-// EFI/BOOT/BOOTX64.EFI and the farmer-editable gridnode.conf.
+// disk whose one partition (FAT16, label GRIDNODE) holds systemd-boot as
+// EFI/BOOT/BOOTX64.EFI, two release slots (upgrade/layout: this release in
+// slot a, slot b preallocated for the next one, which the node writes after
+// a successful upgrade) and the farmer-editable gridnode.conf.
 //
 // The partition is typed Microsoft basic data, not EFI system partition:
 // Windows gives ESPs no drive letter and macOS does not mount them, and the
@@ -34,7 +36,7 @@ const FreeSpace = 1 << 20
 
 // Write writes the USB disk image of in to path (gridnode-VERSION.img).
 func Write(in media.Input, path string) error {
-	return iso.WriteImage(in, path, iso.Options{Medium: "usb", GPT: true, BasicData: true, VolumeID: VolumeID, FATFree: FreeSpace})
+	return iso.WriteImage(in, path, iso.Options{Medium: "usb", GPT: true, BasicData: true, VolumeID: VolumeID, FATFree: FreeSpace, Slots: 2})
 }
 
 // Format writes DIR/gridnode-VERSION.img; it has the signature of the

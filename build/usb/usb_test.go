@@ -14,6 +14,7 @@ import (
 	"github.com/gridnode/gridnode/build/usb"
 	"github.com/gridnode/gridnode/internal/boottest"
 	"github.com/gridnode/gridnode/internal/need"
+	"github.com/gridnode/gridnode/qemu"
 )
 
 func write(t *testing.T) string {
@@ -111,3 +112,18 @@ func TestLayout(t *testing.T) {
 
 // The USB image's boots on BIOS and on UEFI are tested with the real image
 // in tests/media_test.go.
+
+// TestBoots boots the slotted image with the test init on SeaBIOS (isolinux
+// → slot a's records) and on OVMF (systemd-boot → slot a's UKI): each path
+// must give the kernel the boot entry's command line, gridnode.boot=usb
+// included (the UKI's own .cmdline lacks it).
+func TestBoots(t *testing.T) {
+	boottest.NeedQEMU(t)
+	p := write(t)
+	for _, fw := range []qemu.Firmware{qemu.BIOS, qemu.UEFI} {
+		t.Run(fw.String(), func(t *testing.T) {
+			t.Parallel()
+			boottest.Boot(t, qemu.Options{Boot: qemu.USBBoot(p), Firmware: fw}, "gridnode.boot=usb")
+		})
+	}
+}

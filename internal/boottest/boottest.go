@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ func Initramfs(t testing.TB, pkg string) string {
 	if p, ok := initrds[pkg]; ok {
 		return p
 	}
-	p, err := buildInitramfs(pkg)
+	p, err := buildInitramfs(pkg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +119,29 @@ func Initramfs(t testing.TB, pkg string) string {
 	return p
 }
 
-func buildInitramfs(pkg string) (string, error) {
-	sum := sha256.Sum256([]byte(pkg))
+// InitramfsFiles is Initramfs with more files in the archive (path without
+// a leading slash → content, mode 0644), built each call.
+func InitramfsFiles(t testing.TB, pkg string, files map[string][]byte) string {
+	t.Helper()
+	p, err := buildInitramfs(pkg, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func buildInitramfs(pkg string, files map[string][]byte) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", pkg)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(h, "%s %x\n", n, sha256.Sum256(files[n]))
+	}
+	sum := h.Sum(nil)
 	dir := filepath.Join(os.TempDir(), "gridnode-boottest")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -143,6 +165,9 @@ func buildInitramfs(pkg string) (string, error) {
 		cpio.CharDev("dev/console", 0o600, 5, 1),
 		cpio.Directory("proc", 0o555),
 		cpio.StaticFile("init", string(data), 0o755),
+	}
+	for _, n := range names {
+		recs = append(recs, cpio.StaticFile(n, string(files[n]), 0o644))
 	}
 	cpio.MakeAllReproducible(recs)
 	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
@@ -168,7 +193,7 @@ func Input(t testing.TB) media.Input {
 	t.Helper()
 	kernel := NeedKernel(t)
 	for _, f := range []struct{ path, pkg string }{
-		{media.DebEFIStub, "systemd-boot-efi"}, {media.DebIsolinux, "isolinux"},
+		{media.DebEFIStub, "systemd-boot-efi"}, {media.DebSDBoot, "systemd-boot-efi"}, {media.DebIsolinux, "isolinux"},
 		{media.DebIsoHdpfx, "isolinux"}, {media.DebLdlinux, "syslinux-common"},
 	} {
 		need.File(t, f.path, f.pkg)
@@ -178,14 +203,15 @@ func Input(t testing.TB) media.Input {
 		Initrd: Initramfs(t, TestInit),
 		// no_timer_check: under TCG on a loaded host the kernel may wrongly
 		// decide the IO-APIC timer is broken and panic.
-		Cmdline:  "console=ttyS0,115200 panic=-1 no_timer_check",
-		Version:  "0.0.1-test",
-		Config:   []byte("# gridnode.conf\nfarm=1\n"),
-		Epoch:    time.Unix(1700000000, 0).UTC(),
-		EFIStub:  media.DebEFIStub,
-		Isolinux: media.DebIsolinux,
-		IsoHdpfx: media.DebIsoHdpfx,
-		Ldlinux:  media.DebLdlinux,
+		Cmdline:     "console=ttyS0,115200 panic=-1 no_timer_check",
+		Version:     "0.0.1-test",
+		Config:      []byte("# gridnode.conf\nfarm=1\n"),
+		Epoch:       time.Unix(1700000000, 0).UTC(),
+		EFIStub:     media.DebEFIStub,
+		SystemdBoot: media.DebSDBoot,
+		Isolinux:    media.DebIsolinux,
+		IsoHdpfx:    media.DebIsoHdpfx,
+		Ldlinux:     media.DebLdlinux,
 	}
 }
 

@@ -24,6 +24,7 @@ var commands = []func() *cobra.Command{
 	newDeploymentsCmd,
 	newLogsCmd,
 	newUndeployCmd,
+	newChannelCmd,
 	newVersionCmd,
 }
 
