@@ -40,6 +40,9 @@ type Loader struct {
 	Logf func(format string, args ...any)
 	// Kernel loads module files [SysKernel].
 	Kernel Kernel
+	// Params are the parameters each module is loaded with, by module
+	// name [ModuleParams of /proc/cmdline].
+	Params map[string]string
 	// Publish publishes the fact "coldplug" [fact.Write]; nil-able in tests with NoPublish.
 	Publish   func(name string, v any) error
 	NoPublish bool
@@ -76,6 +79,7 @@ func New(dir string) (*Loader, error) {
 		Logf:     func(string, ...any) {},
 		Publish:  fact.Write,
 		Kernel:   SysKernel{},
+		Params:   ModuleParams(readCmdline()),
 		dir:      dir,
 		states:   map[string]*state{},
 		devices:  map[string][]string{},
@@ -409,4 +413,10 @@ func ReadModules() ([]string, error) {
 	}
 	sort.Strings(l)
 	return l, sc.Err()
+}
+
+// readCmdline is the running kernel's command line, "" where there is none.
+func readCmdline() string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	return string(b)
 }

@@ -19,8 +19,9 @@ type Kernel interface {
 	// Loaded lists the modules loaded now.
 	Loaded() ([]string, error)
 	// Insert loads one module file (a path under the modules folder),
-	// without its dependencies. A module already loaded is no error.
-	Insert(path string) error
+	// without its dependencies, with the parameters params ("a=1 b=2").
+	// A module already loaded is no error.
+	Insert(path, params string) error
 }
 
 // SysKernel is the running kernel: /proc/modules and finit_module(2),
@@ -31,13 +32,13 @@ type SysKernel struct{}
 func (SysKernel) Loaded() ([]string, error) { return ReadModules() }
 
 // Insert loads the module file at path.
-func (SysKernel) Insert(path string) error {
+func (SysKernel) Insert(path, params string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := kmodule.FileInit(f, "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := kmodule.FileInit(f, params, 0); err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
 	}
 	return nil
@@ -117,7 +118,7 @@ func (l *Loader) insertWithDeps(m string, stack []string) error {
 			return fmt.Errorf("needs %s: %w", d, err)
 		}
 	}
-	if err := l.Kernel.Insert(filepath.Join(l.dir, path)); err != nil {
+	if err := l.Kernel.Insert(filepath.Join(l.dir, path), l.Params[m]); err != nil {
 		return err
 	}
 	l.loadSoft(sd.Post, stack)
@@ -154,4 +155,31 @@ func (l *Loader) markLoaded(mods []string) {
 			l.states[m] = st
 		}
 	}
+}
+
+// ModuleParams reads the parameters of loadable modules from a kernel
+// command line, as modprobe does: the kernel applies "MODULE.PARAM=VALUE"
+// only to built-in code, and leaves those of a module loaded later to
+// whoever loads it. An upgrade's trial boot depends on it:
+// watchdog.stop_on_reboot=0 keeps the hardware watchdog running across
+// the kexec into the release on trial.
+func ModuleParams(cmdline string) map[string]string {
+	p := map[string]string{}
+	for _, tok := range strings.Fields(cmdline) {
+		k, v, hasValue := strings.Cut(tok, "=")
+		mod, param, ok := strings.Cut(k, ".")
+		if !ok || mod == "" || param == "" || strings.ContainsAny(mod, "/\"") || mod == "gridnode" {
+			continue
+		}
+		kv := param
+		if hasValue {
+			kv += "=" + v
+		}
+		mod = modalias.Normalize(mod)
+		if p[mod] != "" {
+			kv = p[mod] + " " + kv
+		}
+		p[mod] = kv
+	}
+	return p
 }

@@ -19,8 +19,8 @@ import (
 // function.
 type kernelFunc func(path string) error
 
-func (kernelFunc) Loaded() ([]string, error)  { return nil, nil }
-func (k kernelFunc) Insert(path string) error { return k(path) }
+func (kernelFunc) Loaded() ([]string, error)     { return nil, nil }
+func (k kernelFunc) Insert(path, _ string) error { return k(path) }
 
 // fakeKernel records the order of insertions and fails the modules in fail.
 type fakeKernel struct {
@@ -33,7 +33,7 @@ type fakeKernel struct {
 
 func (k *fakeKernel) Loaded() ([]string, error) { return k.pre, nil }
 
-func (k *fakeKernel) Insert(path string) error {
+func (k *fakeKernel) Insert(path, _ string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !strings.HasPrefix(path, k.dir+"/") {
@@ -269,5 +269,17 @@ func TestUnclaimedDeviceIsNamed(t *testing.T) {
 		if strings.Contains(l, "without a driver") && !strings.Contains(l, "0000:00:04.0") {
 			t.Errorf("a device that has its driver named: %q", l)
 		}
+	}
+}
+
+func TestModuleParamsFromTheCommandLine(t *testing.T) {
+	got := ModuleParams(`console=ttyS0 watchdog.stop_on_reboot=0 gridnode.farm=7 i6300esb.heartbeat=60 i6300esb.nowayout usb-storage.quirks=0781:5580:u quiet`)
+	want := map[string]string{
+		"watchdog":    "stop_on_reboot=0",
+		"i6300esb":    "heartbeat=60 nowayout",
+		"usb_storage": "quirks=0781:5580:u",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ModuleParams = %v, want %v", got, want)
 	}
 }
