@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
 )
 
@@ -59,4 +60,28 @@ func (c *statsCache) lastTook() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.took
+}
+
+// sampler records the nodes-online series for the dashboard.
+func (s *Server) sampler() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.SampleEvery)
+	defer t.Stop()
+	for {
+		now := s.now()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		st, err := s.stats.Stats(ctx, now.Add(-api.OnlineWindow))
+		if err == nil {
+			err = s.st.AddSample(ctx, store.Sample{At: now.Truncate(time.Minute), Online: st.Online, Total: st.Nodes})
+		}
+		cancel()
+		if err != nil {
+			s.log.Warn("sampling nodes online", "err", err)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
 }
