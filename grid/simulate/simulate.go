@@ -37,6 +37,7 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
+	"github.com/gridnode/gridnode/internal/millis"
 )
 
 // Modes.
@@ -292,7 +293,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if op == OpFarm {
 			span = 0
 		}
-		r := OpResult{Count: n, Errors: h.errors.Load(), P50MS: ms(q[0]), P90MS: ms(q[1]), P99MS: ms(q[2]), MaxMS: ms(time.Duration(h.max.Load()))}
+		r := OpResult{Count: n, Errors: h.errors.Load(), P50MS: millis.Of(q[0]), P90MS: millis.Of(q[1]), P99MS: millis.Of(q[2]), MaxMS: millis.Of(time.Duration(h.max.Load()))}
 		if span > 0 {
 			r.PerSec = float64(n) / span.Seconds()
 		}
@@ -301,8 +302,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Errors = s.errs
 	return res, ctx.Err()
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // nodeKey is node i's key: known, or derived.
 func (s *sim) nodeKey(i int) ed25519.PrivateKey {
