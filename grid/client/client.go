@@ -140,6 +140,10 @@ type Error struct {
 	// it is not JSON.
 	Message    string
 	ServerTime int64
+	// Header is the answer's header: its Retry-After says when a registrar
+	// shedding load (429) or short of its database (503) wants the request
+	// again (see Wait).
+	Header http.Header
 }
 
 func (e *Error) Error() string {
@@ -230,7 +234,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	c.clock.observeDate(resp.Header.Get("Date"))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		e := &Error{Method: method, Path: path, Status: resp.StatusCode}
+		e := &Error{Method: method, Path: path, Status: resp.StatusCode, Header: resp.Header}
 		var ae api.Error
 		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
 			e.Message, e.ServerTime = ae.Error, ae.ServerTime

@@ -16,14 +16,18 @@ import (
 
 // startReal serves the project's registrar (SQLite in a temp folder) on
 // loopback.
-func startReal(t *testing.T) string {
+func startReal(t *testing.T) string { return startRealWith(t, registrar.Config{}) }
+
+// startRealWith is startReal with cfg (its Store and Log are set here).
+func startRealWith(t *testing.T, cfg registrar.Config) string {
 	t.Helper()
 	ctx := context.Background()
 	st, err := registrar.OpenStore(ctx, filepath.Join(t.TempDir(), "registrar.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := registrar.New(registrar.Config{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg.Store, cfg.Log = st, slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := registrar.New(cfg)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
 	return hs.URL

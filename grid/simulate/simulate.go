@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"sort"
@@ -37,6 +36,7 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
+	"github.com/gridnode/gridnode/internal/backoff"
 	"github.com/gridnode/gridnode/internal/millis"
 )
 
@@ -73,8 +73,9 @@ type Config struct {
 	// FarmName is the farm the nodes join; made by a simulated farmer when
 	// it does not exist.
 	FarmName string
-	// Retries is how often a failed request (network error, 429, 5xx) is
-	// tried again, with jittered backoff, before the node gives up.
+	// Retries is how often a failed request (network error, 429, 5xx; see
+	// client.Retryable) is tried again, with jittered backoff and at least
+	// what the registrar's Retry-After asks, before the node gives up.
 	Retries int
 	// Timeout of one request (default 30 s).
 	Timeout time.Duration
@@ -352,36 +353,28 @@ func (s *sim) call(ctx context.Context, op string, f func() error) error {
 // (the time the operation was due).
 func (s *sim) callSince(ctx context.Context, op string, since time.Time, f func() error) error {
 	h := s.hist[op]
-	for attempt := 0; ; attempt++ {
+	attempt := 0
+	return client.Retry(ctx, retryPolicy, s.cfg.Retries+1, func() error {
 		start := time.Now()
 		err := f()
 		if attempt == 0 && !since.IsZero() && since.Before(start) {
 			start = since
 		}
-		d := time.Since(start)
-		h.record(d, err != nil)
-		if err == nil || ctx.Err() != nil {
-			return err
+		attempt++
+		h.record(time.Since(start), err != nil)
+		if err != nil && ctx.Err() == nil {
+			s.errMu.Lock()
+			s.errs[op+" "+strconv.Itoa(client.StatusOf(err))]++
+			s.errMu.Unlock()
 		}
-		st := client.StatusOf(err)
-		s.errMu.Lock()
-		s.errs[op+" "+strconv.Itoa(st)]++
-		s.errMu.Unlock()
-		// A signed timestamp that aged in the registrar's queue past its
-		// window is worth another try too.
-		retry := st == 0 || st == http.StatusTooManyRequests || st >= 500 ||
-			(st == http.StatusBadRequest && strings.Contains(err.Error(), "outside acceptable window"))
-		if !retry || attempt >= s.cfg.Retries {
-			return err
-		}
-		wait := time.Duration(rand.Float64() * float64(100*time.Millisecond<<attempt))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
+		return err
+	})
 }
+
+// retryPolicy spreads the retries of many virtual nodes (full jitter), as
+// a grid's nodes do; a registrar's Retry-After is honoured on top of it
+// (client.Retry).
+var retryPolicy = backoff.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second, Jitter: true}
 
 // farm finds or makes the farm the nodes join, owned by a simulated farmer.
 func (s *sim) farm(ctx context.Context) error {
