@@ -11,6 +11,7 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
+	"github.com/gridnode/gridnode/grid/registrar/store/groupcommit"
 )
 
 // HTTP plumbing shared by the handlers: answers, errors, bodies, ids in
@@ -114,9 +115,26 @@ func pagination(w http.ResponseWriter, r *http.Request) (limit, offset int, ok b
 	return size, (page - 1) * size, true
 }
 
-// storeErr answers a store error: 404, 409 or 500.
+// unavailableRetry is the Retry-After of a 503: long enough for a database
+// that missed a group's deadline to catch up, short beside a node's
+// uptime interval.
+const unavailableRetry = "10"
+
+// storeErr answers a store error: 404, 409, 503 or 500.
 func (s *Server) storeErr(w http.ResponseWriter, r *http.Request, what string, err error) {
 	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		// The database's own words stay in the log.
+		s.log.Warn("write not committed", "method", r.Method, "path", r.URL.Path, "err", err)
+		why := "the database is unavailable"
+		var de *groupcommit.DeadlineError
+		if errors.As(err, &de) {
+			why = fmt.Sprintf("the database did not commit it within %s (%s)", de.Deadline, de.TriesText())
+		} else if errors.Is(err, groupcommit.ErrClosed) {
+			why = "the registrar is shutting down"
+		}
+		w.Header().Set("Retry-After", unavailableRetry)
+		fail(w, http.StatusServiceUnavailable, what+" not recorded: "+why+"; retry after the seconds in Retry-After")
 	case errors.Is(err, store.ErrNotFound):
 		fail(w, http.StatusNotFound, what+" not found")
 	case errors.Is(err, store.ErrConflict):

@@ -14,11 +14,13 @@
 //     sha256 of the body. A nonce seen within the challenge window (60 s) is
 //     refused (401 "replayed request"), so a captured request can neither be
 //     replayed nor altered. The default mode stays wire-compatible.
-//   - Writes are committed in groups: uptime reports are batched here, and
-//     the store commits the account, node and uptime writes that arrive
-//     while a transaction runs in the next one (store/sqldb/group.go). A
-//     handler answers once its write is committed, so no accepted write is
-//     lost, while a busy grid pays one commit per group, not per request.
+//   - Writes are committed in groups: the store commits the account, node
+//     and uptime writes that arrive while a transaction runs in the next one
+//     (store/groupcommit: one queue, one retry policy, one deadline per
+//     group). A handler answers once its write is committed, so no accepted
+//     write is lost, while a busy grid pays one commit per group, not per
+//     request. A write the database did not take within the deadline is
+//     answered 503 with Retry-After.
 //   - A node's owner and its key are read together and kept in bounded
 //     caches; an X-Auth header already verified (a node signs once a second
 //     and sends that header with each request of the second) is not verified
@@ -68,7 +70,9 @@ type Config struct {
 	// default to twice the rate (at least 1).
 	RatePerIP, RatePerTwin   float64
 	BurstPerIP, BurstPerTwin int
-	// UptimeBatch is the most reports written in one transaction (default 2000).
+	// UptimeBatch, when set, is the most writes (uptime reports, and the
+	// account and node creations committed with them) in one transaction
+	// of a store that groups them (store.Grouped); 0 keeps the store's.
 	UptimeBatch int
 	// SampleEvery is how often the nodes-online series is sampled (default 1 min).
 	SampleEvery time.Duration
@@ -77,7 +81,7 @@ type Config struct {
 }
 
 // Server serves the registrar API. Create it with New; Close it after the
-// HTTP server has shut down, to flush the uptime batcher.
+// HTTP server has shut down, to stop its background work.
 type Server struct {
 	cfg      Config
 	st       store.Store
@@ -91,14 +95,14 @@ type Server struct {
 	nonces   *nonceCache
 	ipLim    *limiter
 	twinLim  *limiter
-	batch    *batcher
 	metrics  *metrics
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
 
-// New returns a server over cfg.Store and starts its background work
-// (uptime batcher, online sampler).
+// New returns a server over cfg.Store and starts its background work (the
+// online sampler). It sets the store's group size (Config.UptimeBatch) and
+// observes its group commits for /metrics.
 func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -108,9 +112,6 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.UptimeBatch <= 0 {
-		cfg.UptimeBatch = 2000
 	}
 	if cfg.SampleEvery <= 0 {
 		cfg.SampleEvery = time.Minute
@@ -126,22 +127,29 @@ func New(cfg Config) *Server {
 		nonces:   newNonceCache(),
 		ipLim:    newLimiter(cfg.RatePerIP, cfg.BurstPerIP),
 		twinLim:  newLimiter(cfg.RatePerTwin, cfg.BurstPerTwin),
-		metrics:  newMetrics(),
 		stop:     make(chan struct{}),
 	}
-	s.batch = newBatcher(cfg.Store, cfg.UptimeBatch, s.metrics, cfg.Log)
+	s.metrics = newMetrics(s)
+	if g, ok := cfg.Store.(store.Grouped); ok {
+		if cfg.UptimeBatch > 0 {
+			p := g.GroupPolicy()
+			p.Max = cfg.UptimeBatch
+			g.SetGroupPolicy(p)
+		}
+		g.ObserveGroups(s.metrics.group)
+	}
 	s.routes()
 	s.wg.Add(1)
 	go s.sampler()
 	return s
 }
 
-// Close stops the background work, writing every pending uptime report.
-// Call it after http.Server.Shutdown and before closing the store.
+// Close stops the background work. Call it after http.Server.Shutdown and
+// before closing the store (which commits the writes still queued).
 func (s *Server) Close() error {
 	close(s.stop)
 	s.wg.Wait()
-	return s.batch.Close()
+	return nil
 }
 
 // ServeHTTP implements http.Handler.
@@ -212,7 +220,7 @@ func (s *Server) routes() {
 			fail(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path)
 		})
 	}
-	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
+	s.mux.Handle("GET /metrics", s.metrics.handler(s.log))
 	dash := dashboard.New(s.stats, s.now)
 	s.mux.Handle("/", dash)
 }

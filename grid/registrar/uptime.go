@@ -1,7 +1,6 @@
 package registrar
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/gridnode/gridnode/grid/registrar/store"
 )
 
+// uptime records a node's uptime report: POST /nodes/{node_id}/uptime.
 func (s *Server) uptime(w http.ResponseWriter, r *http.Request) {
 	id, body, ok := s.ownNode(w, r)
 	if !ok {
@@ -27,12 +27,10 @@ func (s *Server) uptime(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "uptime out of range")
 		return
 	}
-	if err := s.batch.submit(r.Context(), store.Uptime{NodeID: id, Uptime: req.Uptime, At: now}); err != nil {
-		if errors.Is(err, errClosed) {
-			fail(w, http.StatusServiceUnavailable, "registrar is shutting down; retry later")
-			return
-		}
-		s.internal(w, r, err)
+	// The store commits the report with the other writes under way
+	// (store/groupcommit) and answers once it is committed.
+	if err := s.st.ReportUptime(r.Context(), []store.Uptime{{NodeID: id, Uptime: req.Uptime, At: now}}); err != nil {
+		s.storeErr(w, r, "uptime report", err)
 		return
 	}
 	reply(w, http.StatusCreated, map[string]string{"message": "uptime reported successfully"})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
+	"github.com/gridnode/gridnode/grid/registrar/store/groupcommit"
 )
 
 // Errors a Store returns, wrapped; test with errors.Is.
@@ -26,6 +27,9 @@ var (
 	ErrConflict = errors.New("already exists")
 	// ErrNoFarm: a node names a farm that does not exist.
 	ErrNoFarm = errors.New("farm does not exist")
+	// ErrUnavailable: the database did not take a write in time (it is
+	// down, locked or overloaded); the write may be tried again later.
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // FarmFilter selects farms; zero fields select all.
@@ -145,9 +149,22 @@ type Store interface {
 	Close() error
 }
 
-// GroupStats is implemented by stores that commit writes in groups (the SQL
-// stores): how many group transactions were committed and how many writes
-// (account, node, uptime batch) they carried, for /metrics.
-type GroupStats interface {
-	GroupStats() (groups, writes uint64)
+// Grouped is implemented by the stores that commit writes in groups (the
+// SQL stores, through store/groupcommit): accounts, nodes and uptime
+// reports. A write whose group is not committed within the policy's
+// deadline fails with ErrUnavailable.
+type Grouped interface {
+	GroupPolicy() groupcommit.Policy
+	// SetGroupPolicy replaces the policy from the next group on; a nil
+	// Transient keeps the database's own.
+	SetGroupPolicy(groupcommit.Policy)
+	// ObserveGroups has f called after each group, before its writers are
+	// answered (for /metrics); the last f set is the one called.
+	ObserveGroups(f func(Group))
+}
+
+// Group is what one group commit carried and came to.
+type Group struct {
+	groupcommit.Result
+	Uptime int // uptime reports among the writes
 }

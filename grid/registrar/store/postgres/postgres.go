@@ -9,8 +9,11 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"time"
 
@@ -36,14 +39,15 @@ var Dialect = sqldb.Dialect{
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505"
 	},
-	WriteUptime: func(ctx context.Context, tx *sql.Tx, reports []store.Uptime) error {
+	Transient: transient,
+	WriteUptime: func(ctx context.Context, e sqldb.Execer, reports []store.Uptime) error {
 		ids := make([]int64, len(reports))
 		at := make([]int64, len(reports))
 		up := make([]int64, len(reports))
 		for i, r := range reports {
 			ids[i], at[i], up[i] = sqldb.I64(r.NodeID), sqldb.MS(r.At), sqldb.I64(r.Uptime)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO uptimes (node_id, last_seen, uptime)
+		_, err := e.ExecContext(ctx, `INSERT INTO uptimes (node_id, last_seen, uptime)
 			SELECT v.id, v.at, v.up FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, at, up)
 			WHERE EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = v.id)
 			ON CONFLICT (node_id) DO UPDATE SET last_seen = excluded.last_seen, uptime = excluded.uptime
@@ -114,6 +118,24 @@ var Dialect = sqldb.Dialect{
 		}
 		return res.Err()
 	},
+}
+
+// transient tells the failures after which the same transaction may
+// succeed: no connection, a serialisation failure or deadlock (class 40),
+// a server short of resources (53) or restarting (57), a lock not
+// available (55P03).
+func transient(err error) bool {
+	var e *pgconn.PgError
+	if errors.As(err, &e) {
+		switch e.Code[:2] {
+		case "08", "40", "53", "57":
+			return true
+		}
+		return e.Code == "55P03"
+	}
+	var ne net.Error
+	return pgconn.SafeToRetry(err) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &ne) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // Open connects to the database at url (postgres://...) and migrates it.

@@ -5,31 +5,22 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
+	"github.com/gridnode/gridnode/grid/registrar/store/groupcommit"
 )
 
-// Group commit. The writes a booting grid makes by the million — account
-// creations, node creations, uptime reports — do not each get a transaction
-// of their own: one goroutine takes every such write queued while the
-// previous transaction ran and commits them together, then answers each
-// caller. Under load a transaction carries hundreds of writes, so the cost of
-// a commit (SQLite's WAL frames, PostgreSQL's WAL flush and round trips) is
-// shared; when idle, a write is committed at once. A caller is answered only
-// after the commit, so nothing acknowledged is lost.
+// Group commit (store/groupcommit): the writes a booting grid makes by the
+// million — account creations, node creations, uptime reports — are queued
+// and committed together, one transaction per group, with one retry policy
+// and one deadline per group; a write past the deadline fails with
+// store.ErrUnavailable.
 //
 // Inserts use ON CONFLICT DO NOTHING, so a duplicate (a taken key, a twin
 // with a node) skips its row instead of aborting the transaction: the caller
-// gets ErrConflict and the others are committed. Should a batch fail for
-// another reason, each of its writes is retried in a transaction of its own,
-// so that one bad write fails alone.
-
-// maxGroup is the most writes committed in one transaction.
-const maxGroup = 1000
+// gets ErrConflict and the others are committed. A group that fails for
+// another reason is split by the queue, so that one bad write fails alone.
 
 type opKind uint8
 
@@ -39,128 +30,102 @@ const (
 	opUptime
 )
 
+// op is one write, with its own outcome (set by writeGroup at each try).
 type op struct {
 	kind    opKind
 	account api.Account
 	node    api.Node
 	uptime  []store.Uptime
 	id      uint64 // assigned twin or node id
-	err     error
-	done    chan struct{}
-}
-
-// errClosed answers writes submitted after Close.
-var errClosed = errors.New("store closed")
-
-type group struct {
-	mu     sync.RWMutex
-	closed bool
-	in     chan *op
-	done   chan struct{}
-	// groups and writes count the transactions and the writes they carried.
-	groups, writes atomic.Uint64
-}
-
-// GroupStats implements store.GroupStats.
-func (db *DB) GroupStats() (groups, writes uint64) {
-	return db.g.groups.Load(), db.g.writes.Load()
+	err     error  // the write's own failure (a duplicate, an unknown farm)
 }
 
 func (db *DB) startGroup() {
-	db.g = &group{in: make(chan *op, 4*maxGroup), done: make(chan struct{})}
-	go db.groupLoop()
+	p := groupcommit.DefaultPolicy()
+	p.Transient = db.d.Transient
+	db.q = groupcommit.New(p, db.commitGroup, db.groupDone)
 }
 
-// submit queues o and waits until it is committed (or failed). Once queued,
-// a write is carried out even when ctx ends meanwhile.
+// submit queues o and waits until its group is committed (or failed), then
+// returns o's outcome.
 func (db *DB) submit(ctx context.Context, o *op) error {
-	g := db.g
-	g.mu.RLock()
-	if g.closed {
-		g.mu.RUnlock()
-		return errClosed
+	if err := db.q.Submit(ctx, o); err != nil {
+		if errors.Is(err, groupcommit.ErrDeadline) || errors.Is(err, groupcommit.ErrClosed) {
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return err
 	}
-	select {
-	case g.in <- o:
-	case <-ctx.Done():
-		g.mu.RUnlock()
-		return ctx.Err()
-	}
-	g.mu.RUnlock()
-	<-o.done
 	return o.err
 }
 
-// stopGroup commits what is queued and stops the loop.
+// GroupPolicy implements store.Grouped.
+func (db *DB) GroupPolicy() groupcommit.Policy { return db.q.Policy() }
+
+// SetGroupPolicy implements store.Grouped.
+func (db *DB) SetGroupPolicy(p groupcommit.Policy) {
+	if p.Transient == nil {
+		p.Transient = db.d.Transient
+	}
+	db.q.SetPolicy(p)
+}
+
+// ObserveGroups implements store.Grouped.
+func (db *DB) ObserveGroups(f func(store.Group)) { db.observe.Store(&f) }
+
+func (db *DB) groupDone(group []*op, r groupcommit.Result) {
+	f := db.observe.Load()
+	if f == nil || *f == nil {
+		return
+	}
+	g := store.Group{Result: r}
+	for _, o := range group {
+		if o.kind == opUptime {
+			g.Uptime += len(o.uptime)
+		}
+	}
+	(*f)(g)
+}
+
+// stopGroup commits what is queued and stops the queue.
 func (db *DB) stopGroup() {
-	g := db.g
-	if g == nil {
-		return
-	}
-	g.mu.Lock()
-	if !g.closed {
-		g.closed = true
-		close(g.in)
-	}
-	g.mu.Unlock()
-	<-g.done
-}
-
-func (db *DB) groupLoop() {
-	g := db.g
-	defer close(g.done)
-	batch := make([]*op, 0, maxGroup)
-	for {
-		o, ok := <-g.in
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], o)
-	drain:
-		for len(batch) < maxGroup {
-			select {
-			case o, ok := <-g.in:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
-		db.commitGroup(batch)
-		g.groups.Add(1)
-		g.writes.Add(uint64(len(batch)))
-		for _, o := range batch {
-			o.done <- struct{}{}
-		}
+	if db.q != nil {
+		db.q.Close()
 	}
 }
 
-// commitGroup writes batch in one transaction, setting each op's id and err.
-func (db *DB) commitGroup(batch []*op) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := db.tx(ctx, func(tx *sql.Tx) error { return db.writeGroup(ctx, tx, batch) })
-	if err == nil {
-		return
+// commitGroup writes group in one transaction, setting each op's id and
+// err. A group of uptime reports alone, on a database that writes them in
+// one statement, needs no transaction of its own: one round trip, not three.
+func (db *DB) commitGroup(ctx context.Context, group []*op) error {
+	if db.d.WriteUptime != nil && onlyUptime(group) {
+		return db.d.WriteUptime(ctx, db.w, store.Latest(uptimeOf(group)))
 	}
-	if len(batch) == 1 {
-		batch[0].err = err
-		return
+	return db.tx(ctx, func(tx *sql.Tx) error { return db.writeGroup(ctx, tx, group) })
+}
+
+func onlyUptime(group []*op) bool {
+	for _, o := range group {
+		if o.kind != opUptime {
+			return false
+		}
 	}
-	// Something other than a duplicate failed: find which, alone.
-	for _, o := range batch {
-		o.id, o.err = 0, nil
-		db.commitGroup([]*op{o})
+	return true
+}
+
+func uptimeOf(group []*op) []store.Uptime {
+	var u []store.Uptime
+	for _, o := range group {
+		if o.kind == opUptime {
+			u = append(u, o.uptime...)
+		}
 	}
+	return u
 }
 
 // writeGroup does the writes of batch inside tx: accounts first (a node of
 // the batch may belong to one of them), then nodes, then uptime reports.
 func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
 	var accounts, nodes []*op
-	var uptime []store.Uptime
 	for _, o := range batch {
 		o.id, o.err = 0, nil
 		switch o.kind {
@@ -168,8 +133,6 @@ func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
 			accounts = append(accounts, o)
 		case opNode:
 			nodes = append(nodes, o)
-		case opUptime:
-			uptime = append(uptime, o.uptime...)
 		}
 	}
 	if len(accounts) > 0 {
@@ -217,7 +180,7 @@ func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
 			}
 		}
 	}
-	if len(uptime) > 0 {
+	if uptime := uptimeOf(batch); len(uptime) > 0 {
 		uptime = store.Latest(uptime)
 		if db.d.WriteUptime != nil {
 			return db.d.WriteUptime(ctx, tx, uptime)

@@ -17,10 +17,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
+	"github.com/gridnode/gridnode/grid/registrar/store/groupcommit"
 )
 
 // Dialect is what differs between databases.
@@ -34,9 +36,13 @@ type Dialect struct {
 	MigrationLock string
 	// IsUnique tells a unique-constraint violation.
 	IsUnique func(error) bool
-	// WriteUptime writes a batch of reports inside tx; nil uses one
-	// prepared UPDATE per report (cheap in-process, as with SQLite).
-	WriteUptime func(ctx context.Context, tx *sql.Tx, reports []store.Uptime) error
+	// Transient tells a failure worth trying the same transaction again
+	// (a lost connection, a serialisation failure, a busy database).
+	Transient func(error) bool
+	// WriteUptime writes a batch of reports in one statement, inside a
+	// transaction or on its own; nil uses one prepared UPDATE per report
+	// inside a transaction (cheap in-process, as with SQLite).
+	WriteUptime func(ctx context.Context, e Execer, reports []store.Uptime) error
 	// InsertAccounts inserts accounts (distinct keys) inside tx, skipping
 	// those whose key is taken, and records each new twin id in ids by
 	// public key; nil uses one prepared INSERT per account. Likewise
@@ -46,13 +52,20 @@ type Dialect struct {
 	InsertNodes    func(ctx context.Context, tx *sql.Tx, rows []api.Node, ids map[uint64]uint64) error
 }
 
+// Execer runs a statement: a *sql.Tx, or a *sql.DB for a statement that is
+// a transaction of its own.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // DB implements store.Store over database/sql handles: w for writes, r for
 // reads (the same pool for PostgreSQL; for SQLite one writer connection and
 // several readers, as SQLite has a single writer anyway).
 type DB struct {
 	w, r      *sql.DB
 	d         Dialect
-	g         *group
+	q         *groupcommit.Queue[*op]
+	observe   atomic.Pointer[func(store.Group)]
 	closeOnce sync.Once
 	closeErr  error
 
@@ -239,7 +252,7 @@ func (db *DB) CreateAccount(ctx context.Context, a api.Account) (uint64, error) 
 	if a.Relays == nil {
 		a.Relays = []string{}
 	}
-	o := &op{kind: opAccount, account: a, done: make(chan struct{}, 1)}
+	o := &op{kind: opAccount, account: a}
 	if err := db.submit(ctx, o); err != nil {
 		return 0, db.wrapGroup("creating account", err)
 	}
@@ -403,7 +416,7 @@ func scanNode(s scanner) (api.Node, error) {
 
 // CreateNode is committed with the other writes under way (group.go).
 func (db *DB) CreateNode(ctx context.Context, n api.Node) (uint64, error) {
-	o := &op{kind: opNode, node: n, done: make(chan struct{}, 1)}
+	o := &op{kind: opNode, node: n}
 	if err := db.submit(ctx, o); err != nil {
 		return 0, db.wrapGroup("creating node", err)
 	}
@@ -497,7 +510,7 @@ func (db *DB) ReportUptime(ctx context.Context, reports []store.Uptime) error {
 	if len(reports) == 0 {
 		return nil
 	}
-	o := &op{kind: opUptime, uptime: reports, done: make(chan struct{}, 1)}
+	o := &op{kind: opUptime, uptime: reports}
 	return db.wrap("recording uptime", db.submit(ctx, o))
 }
 

@@ -31,6 +31,12 @@ var Dialect = sqldb.Dialect{
 		var e *sqlite.Error
 		return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 	},
+	// Busy or locked: another process (a backup, sqlite3 at a prompt)
+	// held the database past the busy timeout.
+	Transient: func(err error) bool {
+		var e *sqlite.Error
+		return errors.As(err, &e) && (e.Code()&0xff == sqlite3.SQLITE_BUSY || e.Code()&0xff == sqlite3.SQLITE_LOCKED)
+	},
 }
 
 // Open opens (creating if needed) the database file at path and migrates it.
