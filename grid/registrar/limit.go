@@ -6,31 +6,30 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// limiter is a set of token buckets, one per key (client address or twin).
-// A nil limiter allows everything.
+// limiter is a set of token buckets (golang.org/x/time/rate), one per key
+// (client address or twin), forgotten once full again so that memory stays
+// flat however many clients come and go. A nil limiter allows everything.
 type limiter struct {
-	rate  float64
-	burst float64
+	rate  rate.Limit
+	burst int
 	mu    sync.Mutex
-	b     map[string]*bucket
+	b     map[string]*rate.Limiter
 	sweep time.Time
+	now   func() time.Time // time.Now; tests move it
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(rate float64, burst int) *limiter {
-	if rate <= 0 {
+func newLimiter(perSecond float64, burst int) *limiter {
+	if perSecond <= 0 {
 		return nil
 	}
 	if burst <= 0 {
-		burst = max(1, int(2*rate))
+		burst = max(1, int(2*perSecond))
 	}
-	return &limiter{rate: rate, burst: float64(burst), b: map[string]*bucket{}}
+	return &limiter{rate: rate.Limit(perSecond), burst: burst, b: map[string]*rate.Limiter{}, now: time.Now}
 }
 
 // allow takes a token for key, or answers 429 with Retry-After and returns false.
@@ -38,12 +37,12 @@ func (l *limiter) allow(key string, w http.ResponseWriter) bool {
 	if l == nil {
 		return true
 	}
-	now := time.Now()
+	now := l.now()
 	l.mu.Lock()
 	if now.Sub(l.sweep) > time.Minute {
-		// Forget buckets that have refilled: they hold no state worth keeping.
+		// A full bucket holds no state worth keeping.
 		for k, b := range l.b {
-			if now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			if b.TokensAt(now) >= float64(l.burst) {
 				delete(l.b, k)
 			}
 		}
@@ -51,19 +50,19 @@ func (l *limiter) allow(key string, w http.ResponseWriter) bool {
 	}
 	b := l.b[key]
 	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
+		b = rate.NewLimiter(l.rate, l.burst)
 		l.b[key] = b
 	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		l.mu.Unlock()
+	r := b.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	if wait > 0 {
+		r.CancelAt(now) // refused: the token is not spent
+	}
+	l.mu.Unlock()
+	if wait <= 0 {
 		return true
 	}
-	wait := (1 - b.tokens) / l.rate
-	l.mu.Unlock()
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait))))
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	fail(w, http.StatusTooManyRequests, "rate limit exceeded; retry after the number of seconds in Retry-After")
 	return false
 }
