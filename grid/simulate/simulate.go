@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"sort"
@@ -600,12 +601,15 @@ func (s *sim) steady(parent context.Context, rate float64) time.Duration {
 			}
 		}
 	} else {
-		// Pace: every tick, hand out the reports that have come due.
+		// Pace: every tick, hand out the reports that have come due, up
+		// to the last one due before the end (a pacer late to notice the
+		// end must not send more than Duration·rate).
+		last := int64(math.Ceil(s.cfg.Duration.Seconds()*rate)) - 1
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
 	pace:
 		for ctx.Err() == nil {
-			for due := int64(time.Since(start).Seconds() * rate); n <= due; {
+			for due := min(int64(time.Since(start).Seconds()*rate), last); n <= due; {
 				r := next()
 				r.due = start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
 				select {
