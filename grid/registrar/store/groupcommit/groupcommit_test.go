@@ -247,3 +247,39 @@ func TestMax(t *testing.T) {
 		t.Fatalf("groups %v, want the 5 writes queued together in 3 groups", d.groups)
 	}
 }
+
+// A busy queue's group waits up to Linger for more writes; an idle queue
+// commits a lone write at once.
+func TestLinger(t *testing.T) {
+	d := &db{}
+	q := New(Policy{Max: 3, Linger: time.Hour}, d.commit, nil)
+	defer q.Close()
+	submit := func(w *write) <-chan error {
+		c := make(chan error, 1)
+		go func() { c <- q.Submit(context.Background(), w) }()
+		return c
+	}
+	// Idle: the write is committed without waiting an hour.
+	select {
+	case err := <-submit(&write{id: 1}):
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lone write on an idle queue waited for company")
+	}
+	// Busy (the last group carried two writes): a write waits for more, up
+	// to Max, although it had the queue to itself when taken.
+	grouped(t, q, d, []*write{{id: 2}, {id: 3}}, nil)
+	a := submit(&write{id: 4})
+	waitFor(t, "the write to be taken", func() bool { return len(q.in) == 0 })
+	b, c := submit(&write{id: 5}), submit(&write{id: 6})
+	for _, done := range []<-chan error{a, b, c} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fmt.Sprint(d.groups[len(d.groups)-1]); got != "[4 5 6]" {
+		t.Fatalf("groups %v: want the lingering write committed with the two after it", d.groups)
+	}
+}
