@@ -74,8 +74,8 @@ func (m *metrics) group(g store.Group) {
 	if g.Deadline {
 		m.missed.Add(float64(g.Writes))
 	}
-	if g.Uptime > 0 {
-		m.uptimeBatch.Observe(float64(g.Uptime))
+	if g.Uptime > 0 && g.Err == nil {
+		m.uptimeBatch.Observe(float64(g.Uptime)) // written in one transaction
 	}
 }
 
