@@ -43,7 +43,7 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/grid/simulate"
-	"github.com/gridnode/gridnode/internal/millis"
+	"github.com/gridnode/gridnode/internal/round"
 	"github.com/gridnode/gridnode/qemu"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 )
@@ -368,7 +368,7 @@ func benchRegistrar(t *testing.T, bin string, r *regBench, rate float64, steady 
 		}
 		if len(ds) == 4 {
 			r.pages = append(r.pages, fmt.Sprintf("`GET %s` first %.0f ms, then %.0f ms (median of 3)", path,
-				millis.Of(ds[0]), millis.Of(median(ds[1:]))))
+				round.Millis(ds[0]), round.Millis(median(ds[1:]))))
 		}
 	}
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
-	"github.com/gridnode/gridnode/internal/millis"
+	"github.com/gridnode/gridnode/grid/registrar/store"
 )
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +44,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 		req.Relays = []string{}
 	}
 	a := api.Account{Relays: req.Relays, RMBEncKey: req.RMBEncKey, PublicKey: req.PublicKey,
-		CreatedAt: millis.Time(now), UpdatedAt: millis.Time(now)}
+		CreatedAt: store.Stamp(now), UpdatedAt: store.Stamp(now)}
 	id, err := s.st.CreateAccount(r.Context(), a)
 	if err != nil {
 		s.storeErr(w, r, "account for this public key", err)

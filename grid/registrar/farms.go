@@ -6,7 +6,6 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
-	"github.com/gridnode/gridnode/internal/millis"
 )
 
 func (s *Server) listFarms(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +59,7 @@ func (s *Server) createFarm(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, "twin_id must be the signing twin "+strconv.FormatUint(signer, 10))
 		return
 	}
-	now := millis.Time(s.now())
+	now := store.Stamp(s.now())
 	id, err := s.st.CreateFarm(r.Context(), api.Farm{FarmName: req.FarmName, TwinID: req.TwinID, StellarAddress: req.StellarAddress,
 		Dedicated: req.Dedicated, CreatedAt: now, UpdatedAt: now})
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
-	"github.com/gridnode/gridnode/internal/millis"
 )
 
 func (s *Server) online(n *api.Node, now time.Time) {
@@ -105,7 +104,7 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, "twin_id must be the signing twin "+strconv.FormatUint(signer, 10))
 		return
 	}
-	now := millis.Time(s.now())
+	now := store.Stamp(s.now())
 	id, err := s.st.CreateNode(r.Context(), api.Node{FarmID: req.FarmID, TwinID: req.TwinID, Location: req.Location, Resources: req.Resources,
 		Interfaces: req.Interfaces, SecureBoot: req.SecureBoot, Virtualized: req.Virtualized, SerialNumber: req.SerialNumber,
 		CreatedAt: now, UpdatedAt: now})

@@ -38,7 +38,7 @@ import (
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/internal/backoff"
-	"github.com/gridnode/gridnode/internal/millis"
+	"github.com/gridnode/gridnode/internal/round"
 )
 
 // Modes.
@@ -295,7 +295,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if op == OpFarm {
 			span = 0
 		}
-		r := OpResult{Count: n, Errors: h.errors.Load(), P50MS: millis.Of(q[0]), P90MS: millis.Of(q[1]), P99MS: millis.Of(q[2]), MaxMS: millis.Of(time.Duration(h.max.Load()))}
+		r := OpResult{Count: n, Errors: h.errors.Load(), P50MS: round.Millis(q[0]), P90MS: round.Millis(q[1]), P99MS: round.Millis(q[2]), MaxMS: round.Millis(time.Duration(h.max.Load()))}
 		if span > 0 {
 			r.PerSec = float64(n) / span.Seconds()
 		}

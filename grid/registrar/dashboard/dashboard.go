@@ -17,13 +17,14 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
+	"github.com/gridnode/gridnode/internal/round"
 )
 
 //go:embed assets
 var assets embed.FS
 
 var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-	"bytes": humanBytes,
+	"bytes": round.Bytes,
 	"ago":   ago,
 }).ParseFS(assets, "assets/*.html"))
 
@@ -133,19 +134,6 @@ func chart(samples []store.Sample, now time.Time) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
-}
-
-func humanBytes(v uint64) string {
-	const unit = 1024
-	if v < unit {
-		return fmt.Sprintf("%d B", v)
-	}
-	div, exp := uint64(unit), 0
-	for n := v / unit; n >= unit && exp < 5; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(v)/float64(div), "KMGTPE"[exp])
 }
 
 func ago(t *time.Time, now time.Time) string {

@@ -56,6 +56,10 @@ type NodeFilter struct {
 	Offset    int
 }
 
+// Stamp is t as a store keeps a time: in UTC, to the millisecond. A record
+// answered when it is made then equals the record read back.
+func Stamp(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
 // Uptime is one accepted uptime report.
 type Uptime struct {
 	NodeID uint64

@@ -11,14 +11,13 @@ import (
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
-	"github.com/gridnode/gridnode/internal/millis"
 )
 
 // Run is the conformance suite: every store must pass it.
 func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	ctx := context.Background()
 	st := open(t)
-	now := millis.Time(time.Now())
+	now := store.Stamp(time.Now())
 
 	// Accounts.
 	t1, err := st.CreateAccount(ctx, api.Account{PublicKey: "key1", Relays: []string{"r1"}, RMBEncKey: "enc", CreatedAt: now, UpdatedAt: now})
@@ -195,7 +194,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 // fails alone, and the others are all written.
 func concurrent(t *testing.T, st store.Store, farm uint64) {
 	ctx := context.Background()
-	now := millis.Time(time.Now())
+	now := store.Stamp(time.Now())
 	const keys, tries = 60, 4
 	var mu sync.Mutex
 	twins := map[string][]uint64{}
