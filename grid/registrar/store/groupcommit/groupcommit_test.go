@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/internal/backoff"
+	"github.com/gridnode/gridnode/internal/testutil"
 )
 
 // write is a test write: its tries are counted, and commit may fail it.
@@ -75,9 +76,9 @@ var fast = backoff.Policy{Base: time.Millisecond, Max: 2 * time.Millisecond}
 const gateID = -1
 
 // grouped submits ws while the queue is busy with a first write held at
-// the gate, so that they land in the groups after it (then calls before,
-// if set, and opens the gate); it returns each Submit's error, by write.
-func grouped(t *testing.T, q *Queue[*write], d *db, ws []*write, before func()) []error {
+// the gate, so that they land in the groups after it; it returns each
+// Submit's error, by write.
+func grouped(t *testing.T, q *Queue[*write], d *db, ws []*write) []error {
 	t.Helper()
 	gate := make(chan struct{})
 	d.mu.Lock()
@@ -86,38 +87,24 @@ func grouped(t *testing.T, q *Queue[*write], d *db, ws []*write, before func()) 
 	first := make(chan error, 1)
 	go func() { first <- q.Submit(context.Background(), &write{id: gateID}) }()
 	// Wait until the first write is being committed (its group is taken).
-	waitFor(t, "the first group to start", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return len(q.in) == 0 && d.gate == nil
-	})
+	}, "the first group to start")
 	errs := make([]error, len(ws))
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = q.Submit(context.Background(), w) }()
 	}
-	waitFor(t, "every write to be queued", func() bool { return len(q.in) == len(ws) })
-	if before != nil {
-		before()
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(q.in) == len(ws) }, "every write to be queued")
 	close(gate)
 	if err := <-first; err != nil {
 		t.Fatalf("first write: %v", err)
 	}
 	wg.Wait()
 	return errs
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10 s for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling a state, with a deadline
-	}
 }
 
 // A group that fails twice transiently is tried three times, whole: each
@@ -130,7 +117,7 @@ func TestTransientFailuresRetryTheGroup(t *testing.T) {
 	defer q.Close()
 	ws := []*write{{id: 1}, {id: 2}, {id: 3}}
 	d.transient = 2
-	errs := grouped(t, q, d, ws, nil)
+	errs := grouped(t, q, d, ws)
 	for i, w := range ws {
 		if errs[i] != nil {
 			t.Errorf("write %d: %v, want committed", w.id, errs[i])
@@ -157,7 +144,7 @@ func TestBadWriteFailsAlone(t *testing.T) {
 	q := New(Policy{Retry: fast, Transient: isBusy}, d.commit, nil)
 	defer q.Close()
 	ws := []*write{{id: 1}, {id: 2, bad: true}, {id: 3}}
-	errs := grouped(t, q, d, ws, nil)
+	errs := grouped(t, q, d, ws)
 	if errs[0] != nil || errs[2] != nil {
 		t.Errorf("good writes: %v, %v; want committed", errs[0], errs[2])
 	}
@@ -218,7 +205,7 @@ func TestClose(t *testing.T) {
 	d := &db{}
 	q := New(Policy{}, d.commit, nil)
 	ws := []*write{{id: 1}, {id: 2}}
-	errs := grouped(t, q, d, ws, nil)
+	errs := grouped(t, q, d, ws)
 	q.Close()
 	for i, err := range errs {
 		if err != nil || d.committed[ws[i].id] != 1 {
@@ -235,7 +222,7 @@ func TestMax(t *testing.T) {
 	d := &db{}
 	q := New(Policy{Max: 2}, d.commit, nil)
 	defer q.Close()
-	grouped(t, q, d, []*write{{id: 1}, {id: 2}, {id: 3}, {id: 4}, {id: 5}}, nil)
+	grouped(t, q, d, []*write{{id: 1}, {id: 2}, {id: 3}, {id: 4}, {id: 5}})
 	n := 0
 	for _, g := range d.groups[1:] {
 		if len(g) > 2 {
@@ -270,9 +257,9 @@ func TestLinger(t *testing.T) {
 	}
 	// Busy (the last group carried two writes): a write waits for more, up
 	// to Max, although it had the queue to itself when taken.
-	grouped(t, q, d, []*write{{id: 2}, {id: 3}}, nil)
+	grouped(t, q, d, []*write{{id: 2}, {id: 3}})
 	a := submit(&write{id: 4})
-	waitFor(t, "the write to be taken", func() bool { return len(q.in) == 0 })
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(q.in) == 0 }, "the write to be taken")
 	b, c := submit(&write{id: 5}), submit(&write{id: 6})
 	for _, done := range []<-chan error{a, b, c} {
 		if err := <-done; err != nil {
