@@ -748,54 +748,56 @@ func registrarReport(results []*regBench, notes []string, m string, nodes int, r
 		b.WriteString(" " + r.store + " |")
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(results)) + "\n")
-	b.WriteString("| 1,000,000 nodes registered in ≤ 10 min |")
-	for _, r := range results {
+	// row writes a target's row: cell says how each store did ("" when it
+	// was not measured).
+	row := func(target string, cell func(r *regBench) string) {
+		b.WriteString("| " + target + " |")
+		for _, r := range results {
+			c := cell(r)
+			if c == "" {
+				c = "not measured"
+			}
+			b.WriteString(" " + c + " |")
+		}
+		b.WriteString("\n")
+	}
+	row("1,000,000 nodes registered in ≤ 10 min", func(r *regBench) string {
 		if r.storm == nil {
-			b.WriteString(" not measured |")
-			continue
+			return ""
 		}
 		d := time.Duration(r.storm.RegisterS * float64(time.Second))
-		if r.nodes == regTargetNodes {
-			fmt.Fprintf(&b, " %s: %s |", regDur(d.Seconds()), regMet(d <= regTargetRegister && r.storm.Failed == 0))
-		} else {
+		if r.nodes != regTargetNodes {
 			proj := time.Duration(float64(d) * float64(regTargetNodes) / float64(r.nodes))
-			fmt.Fprintf(&b, " not run at 1M (%d nodes in %s; linear projection %s) |", r.nodes, regDur(d.Seconds()), regDur(proj.Seconds()))
+			return fmt.Sprintf("not run at 1M (%d nodes in %s; linear projection %s)", r.nodes, regDur(d.Seconds()), regDur(proj.Seconds()))
 		}
-	}
-	b.WriteString("\n| ≥ 5,000 uptime reports/s sustained, p99 ≤ 50 ms |")
-	for _, r := range results {
+		return fmt.Sprintf("%s: %s", regDur(d.Seconds()), regMet(d <= regTargetRegister && r.storm.Failed == 0))
+	})
+	row("≥ 5,000 uptime reports/s sustained, p99 ≤ 50 ms", func(r *regBench) string {
 		if r.paced == nil {
-			b.WriteString(" not measured |")
-			continue
+			return ""
 		}
 		u := r.paced.Ops[simulate.OpUptime]
 		ok := r.paced.UptimePerS >= regTargetUptimeRate*0.99 && u.P99MS <= regTargetUptimeP99 && u.Errors == 0
-		fmt.Fprintf(&b, " %.0f/s, p99 %.1f ms: %s |", r.paced.UptimePerS, u.P99MS, regMet(ok))
-	}
-	b.WriteString("\n| ≥ 10,000 uptime reports/s closed loop on PostgreSQL (issue 10) |")
-	for _, r := range results {
+		return fmt.Sprintf("%.0f/s, p99 %.1f ms: %s", r.paced.UptimePerS, u.P99MS, regMet(ok))
+	})
+	row("≥ 10,000 uptime reports/s closed loop on PostgreSQL (issue 10)", func(r *regBench) string {
 		if r.closed == nil {
-			b.WriteString(" not measured |")
-			continue
+			return ""
 		}
-		u := r.closed.Ops[simulate.OpUptime]
 		if !strings.HasPrefix(r.store, "PostgreSQL") {
-			fmt.Fprintf(&b, " %.0f/s (the target is PostgreSQL's) |", r.closed.UptimePerS)
-			continue
+			return fmt.Sprintf("%.0f/s (the target is PostgreSQL's)", r.closed.UptimePerS)
 		}
-		fmt.Fprintf(&b, " %.0f/s: %s |", r.closed.UptimePerS, regMet(r.closed.UptimePerS >= regTargetClosedRate && u.Errors == 0))
-	}
-	b.WriteString("\n| memory flat as N grows (RSS after N within 25% of after N/10) |")
-	for _, r := range results {
+		ok := r.closed.UptimePerS >= regTargetClosedRate && r.closed.Ops[simulate.OpUptime].Errors == 0
+		return fmt.Sprintf("%.0f/s: %s", r.closed.UptimePerS, regMet(ok))
+	})
+	row("memory flat as N grows (RSS after N within 25% of after N/10)", func(r *regBench) string {
 		first, last := r.memAt(r.nodes/10), r.memAt(r.nodes)
 		if first.rss == 0 || last.rss == 0 {
-			b.WriteString(" not measured |")
-			continue
+			return ""
 		}
 		growth := float64(last.rss-first.rss) / float64(first.rss)
-		fmt.Fprintf(&b, " %s → %s (%+.0f%%): %s |", mib(first.rss), mib(last.rss), growth*100, regMet(growth <= regFlatTolerance))
-	}
-	b.WriteString("\n")
+		return fmt.Sprintf("%s → %s (%+.0f%%): %s", mib(first.rss), mib(last.rss), growth*100, regMet(growth <= regFlatTolerance))
+	})
 	for _, r := range results {
 		if len(r.pages) > 0 {
 			fmt.Fprintf(&b, "\n%s, with N nodes stored (plain HTTP GETs, no browser): %s.\n", r.store, strings.Join(r.pages, "; "))
