@@ -51,12 +51,8 @@ func Retry(ctx context.Context, p backoff.Policy, attempts int, f func() error) 
 		if err == nil || n >= attempts || !Retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		t := time.NewTimer(Wait(&c, err))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := backoff.Sleep(ctx, Wait(&c, err)); err != nil {
+			return err
 		}
 	}
 }

@@ -286,7 +286,7 @@ func (q *Queue[W]) try(ctx context.Context, pol Policy, ws []W, start time.Time)
 		if dl, _ := ctx.Deadline(); time.Until(dl) < wait {
 			return tries, late(pol, tries, start, err)
 		}
-		time.Sleep(wait) // the retry schedule's wait, not a synchronisation
+		backoff.Sleep(ctx, wait) // the deadline is after the wait: checked above
 	}
 }
 
