@@ -178,7 +178,7 @@ func (m *module) run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			d := retry.Next()
+			d := client.Wait(&retry, err)
 			msg := describe(m.url, err)
 			m.log.Warn(fmt.Sprintf("%s; retrying in %s", msg, d.Round(time.Second)))
 			m.fact.State, m.fact.LastError, m.fact.RetryIn = fact.RegError, msg, int64(d.Round(time.Second)/time.Second)

@@ -72,7 +72,7 @@ a dashboard at /, Prometheus metrics at /metrics.
 	f.IntVar(&o.BurstPerIP, "burst-per-ip", 0, "burst per client address (0: twice the rate)")
 	f.Float64Var(&o.RatePerTwin, "rate-per-twin", 0, "authenticated requests per second allowed per twin (0: unlimited)")
 	f.IntVar(&o.BurstPerTwin, "burst-per-twin", 0, "burst per twin (0: twice the rate)")
-	f.IntVar(&o.UptimeBatch, "uptime-batch", 2000, "most uptime reports written in one transaction")
+	f.IntVar(&o.UptimeBatch, "uptime-batch", 2000, "most writes (uptime reports, accounts, nodes) committed in one transaction")
 	f.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (off when empty; never expose it)")
 	f.BoolVar(&jsonLogs, "log-json", false, "log JSON lines instead of text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug (every request), info, warn, error")
