@@ -1,0 +1,255 @@
+package shim
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	// Device rules: the eBPF program on cgroup v2, devices.allow on v1.
+	_ "github.com/opencontainers/cgroups/devices"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/gridnode/gridnode/workload/container"
+	"github.com/gridnode/gridnode/workload/container/rootfs"
+)
+
+// load reads the bundle's OCI spec and the root file system it describes.
+func load(bundle string) (*specs.Spec, rootfs.Layout, error) {
+	var spec specs.Spec
+	var l rootfs.Layout
+	b, err := os.ReadFile(filepath.Join(bundle, container.ConfigFile))
+	if err != nil {
+		return nil, l, err
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, l, fmt.Errorf("%s: %w", filepath.Join(bundle, container.ConfigFile), err)
+	}
+	if spec.Linux == nil || len(spec.Linux.UIDMappings) != 1 || spec.Process == nil {
+		return nil, l, fmt.Errorf("%s: a gridnode container has a process and exactly one uid mapping", filepath.Join(bundle, container.ConfigFile))
+	}
+	l = rootfs.Layout{Dir: bundle, HostID: spec.Linux.UIDMappings[0].HostID, Size: spec.Linux.UIDMappings[0].Size}
+	if err := json.Unmarshal([]byte(spec.Annotations[container.AnnotationLowers]), &l.Lowers); err != nil {
+		return nil, l, fmt.Errorf("%s: annotation %s: %w", filepath.Join(bundle, container.ConfigFile), container.AnnotationLowers, err)
+	}
+	if l.Disk, err = strconv.ParseInt(spec.Annotations[container.AnnotationDisk], 10, 64); err != nil {
+		return nil, l, fmt.Errorf("%s: annotation %s: %w", filepath.Join(bundle, container.ConfigFile), container.AnnotationDisk, err)
+	}
+	return &spec, l, nil
+}
+
+// id is the container's libcontainer id: its bundle folder's name.
+func id(bundle string) string { return filepath.Base(bundle) }
+
+func runContainer(dir string, stdout io.Writer) error {
+	bundle, err := bundlePath(dir)
+	if err != nil {
+		return err
+	}
+	// A node shutting down signals every process: the container gets
+	// its own signal and ends; this helper stays to record that.
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	if err := subreaper(); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(bundle, container.ExitFile))
+	if err := os.WriteFile(filepath.Join(bundle, container.ShimPid), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	c, p, l, err := start(bundle)
+	if err != nil {
+		container.WriteJSON(filepath.Join(bundle, container.ExitFile), container.Exit{Code: -1, Error: err.Error()})
+		return err
+	}
+	pid, _ := p.Pid()
+	if err := json.NewEncoder(stdout).Encode(container.Started{Pid: pid}); err != nil {
+		return err
+	}
+	if f, ok := stdout.(*os.File); ok {
+		f.Close()
+	}
+	ps, _ := p.Wait()
+	ex := exitOf(ps)
+	ex.OOMKilled = oomKilled(c)
+	reapOrphans()
+	err = container.WriteJSON(filepath.Join(bundle, container.ExitFile), ex)
+	return errors.Join(err, c.Destroy(), l.Unmount())
+}
+
+// start mounts the root file system and starts the container's init.
+func start(bundle string) (*libcontainer.Container, *libcontainer.Process, rootfs.Layout, error) {
+	spec, l, err := load(bundle)
+	if err != nil {
+		return nil, nil, l, err
+	}
+	// specconv resolves the bundle-relative root against the working
+	// folder, as runc does.
+	if err := os.Chdir(bundle); err != nil {
+		return nil, nil, l, err
+	}
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id(bundle), Spec: spec})
+	if err != nil {
+		return nil, nil, l, fmt.Errorf("container config: %w", err)
+	}
+	l.Unmount() // what a killed helper may have left
+	if err := l.Mount(); err != nil {
+		return nil, nil, l, err
+	}
+	c, err := libcontainer.Create(filepath.Join(bundle, container.StateDir), id(bundle), cfg)
+	if err != nil {
+		l.Unmount()
+		return nil, nil, l, fmt.Errorf("creating container %s: %w", id(bundle), err)
+	}
+	log, err := os.OpenFile(filepath.Join(bundle, container.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		c.Destroy()
+		l.Unmount()
+		return nil, nil, l, err
+	}
+	defer log.Close()
+	p := &libcontainer.Process{
+		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
+		UID: int(spec.Process.User.UID), GID: int(spec.Process.User.GID),
+		Stdout: log, Stderr: log, Init: true,
+	}
+	if err := c.Run(p); err != nil {
+		c.Destroy()
+		l.Unmount()
+		return nil, nil, l, fmt.Errorf("starting container %s: %w", id(bundle), err)
+	}
+	return c, p, l, nil
+}
+
+func exitOf(ps *os.ProcessState) container.Exit {
+	if ps == nil {
+		return container.Exit{Code: -1, Error: "the container's init could not be waited for"}
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if ok && ws.Signaled() {
+		return container.Exit{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
+	}
+	return container.Exit{Code: ps.ExitCode()}
+}
+
+// reapOrphans collects the container's other processes, which the kernel
+// kills with its init and hands to this subreaper.
+func reapOrphans() {
+	for {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil {
+			return
+		}
+	}
+}
+
+// oomKilled reads the oom_kill counter of the container's memory cgroup
+// (memory.events on cgroup v2, memory.oom_control on v1).
+func oomKilled(c *libcontainer.Container) bool {
+	st, err := c.State()
+	if err != nil {
+		return false
+	}
+	for key, file := range map[string]string{"": "memory.events", "memory": "memory.oom_control"} {
+		if dir, ok := st.CgroupPaths[key]; ok {
+			if n := counter(filepath.Join(dir, file), "oom_kill"); n > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// counter reads "name N" from a cgroup key-value file.
+func counter(path, name string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, _ := strings.Cut(s.Text(), " ")
+		if k == name {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// loadContainer returns the libcontainer container of the bundle dir.
+func loadContainer(dir string) (*libcontainer.Container, error) {
+	bundle, err := bundlePath(dir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := libcontainer.Load(filepath.Join(bundle, container.StateDir), id(bundle))
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", id(bundle), err)
+	}
+	return c, nil
+}
+
+func kill(dir string, sig syscall.Signal) error {
+	c, err := loadContainer(dir)
+	if err != nil {
+		return err
+	}
+	return c.Signal(sig)
+}
+
+// remove kills the container, waits for its helper to take it down, and
+// cleans up whatever a helper that died left behind.
+func remove(dir string) error {
+	bundle, err := bundlePath(dir)
+	if err != nil {
+		return err
+	}
+	_, l, err := load(bundle)
+	if err != nil {
+		return err
+	}
+	if c, err := libcontainer.Load(filepath.Join(bundle, container.StateDir), id(bundle)); err == nil {
+		if st, _ := c.Status(); st != libcontainer.Stopped {
+			c.Signal(unix.SIGKILL)
+		}
+		waitShim(bundle, 10*time.Second)
+		// The helper destroys the container as it exits; this is for one
+		// that died first.
+		if c, err := libcontainer.Load(filepath.Join(bundle, container.StateDir), id(bundle)); err == nil {
+			if err := c.Destroy(); err != nil {
+				return fmt.Errorf("container %s: %w", id(bundle), err)
+			}
+		}
+	}
+	return l.Unmount()
+}
+
+// waitShim waits until the helper running bundle has exited.
+func waitShim(bundle string, limit time.Duration) {
+	b, err := os.ReadFile(filepath.Join(bundle, container.ShimPid))
+	if err != nil {
+		return
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if !container.IsShim(pid, bundle) {
+		return
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(limit.Milliseconds()))
+}
