@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/gridnode/gridnode/internal/filehash"
 )
 
 // HelperPath is where the container helper sits in the image, beside /init.
@@ -34,4 +36,21 @@ func CompileHelper(ctx context.Context, src, out string) error {
 		return fmt.Errorf("build: compiling the container helper in %s: %v\n%s(it needs gcc and the static libseccomp of libseccomp-dev: run make deps)", src, err, stderr.String())
 	}
 	return nil
+}
+
+// compileHelper builds the container helper into the cache and records it
+// in the manifest.
+func (b *builder) compileHelper(ctx context.Context) (string, error) {
+	out := filepath.Join(b.o.Cache, "node", "gridnode-container")
+	if err := CompileHelper(ctx, b.o.Src, out); err != nil {
+		return "", err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return "", err
+	}
+	sum, _ := filehash.SHA256(out)
+	b.man.Inputs = append(b.man.Inputs, Input{Kind: "helper-binary", Name: "gridnode-container", SHA256: sum})
+	b.step("compile  container helper %s", size(st.Size()))
+	return out, nil
 }

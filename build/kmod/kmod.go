@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/gridnode/gridnode/workload/kernel"
 )
 
 // Module is what a .ko file says of itself.
@@ -43,6 +45,8 @@ var Groups = map[string][]string{
 	// platform: the ACPI power button and the input layer PID 1 reads it through.
 	"platform":    {"button", "evdev"},
 	"filesystems": {"ext4", "vfat", "iso9660", "btrfs", "nls_cp437", "nls_utf8", "nls_ascii"},
+	// workloads: containers and their network (package workload/kernel).
+	"workloads": kernel.Modules,
 }
 
 // GroupNames lists the groups, sorted, for error messages.
