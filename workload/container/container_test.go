@@ -28,7 +28,7 @@ func run(t *testing.T, r *container.Runtime, c container.Config) (container.Exit
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Delete(c.ID) })
-	if _, err := r.Start(ctx, c.ID); err != nil {
+	if _, err := r.Start(ctx, c.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	ex, err := r.Wait(ctx, c.ID)
@@ -59,7 +59,7 @@ func TestContainerIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Delete(c.ID)
-	pid, err := r.Start(ctx, c.ID)
+	pid, err := r.Start(ctx, c.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	if err := r.Create(c); err != nil {
 		t.Fatal(err)
 	}
-	pid, err := r.Start(ctx, c.ID)
+	pid, err := r.Start(ctx, c.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gridnode/gridnode/node/fact"
 )
@@ -23,6 +24,10 @@ const (
 	LogFile    = "log"         // the container's stdout and stderr
 )
 
+// OutputEnv, set to "3" in the helper's environment, says the container's
+// stdout and stderr go to the helper's fd 3 (a pipe) instead of LogFile.
+const OutputEnv = "GRIDNODE_CONTAINER_OUTPUT_FD"
+
 // Annotations of config.json that say how to build the root file system.
 const (
 	AnnotationLowers = "org.gridnode.rootfs.lowers" // JSON list of layer folders, topmost first
@@ -38,7 +43,8 @@ type Exit struct {
 	OOMKilled bool `json:"oom_killed,omitempty"`
 	// Error says why the container could not start (Code is -1), or that
 	// its helper died and the exit is unknown.
-	Error string `json:"error,omitempty"`
+	Error string    `json:"error,omitempty"`
+	At    time.Time `json:"at"`
 }
 
 // Started is the line the helper prints once the container runs.

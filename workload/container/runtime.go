@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,12 +29,19 @@ type Runtime struct {
 	Dir    string // one bundle folder per container, on the cache disk
 
 	mu       sync.Mutex
-	children map[string]*exec.Cmd // helpers this process started and must reap
+	children map[string]*child // helpers this process started
+}
+
+// child is a helper this process started: done closes once it is reaped
+// and exit holds how the container ended.
+type child struct {
+	done chan struct{}
+	exit Exit
 }
 
 // New returns a runtime keeping its bundles under dir.
 func New(helper, dir string) *Runtime {
-	return &Runtime{Helper: helper, Dir: dir, children: map[string]*exec.Cmd{}}
+	return &Runtime{Helper: helper, Dir: dir, children: map[string]*child{}}
 }
 
 // Bundle is the folder of container id.
@@ -58,13 +66,16 @@ func (r *Runtime) Create(c Config) error {
 }
 
 // Start starts the container and returns the pid of its init on the node
-// once it runs. The helper runs in a session of its own: stopping or
-// restarting the caller leaves the container running.
-func (r *Runtime) Start(ctx context.Context, id string) (int, error) {
+// once it runs. Its stdout and stderr go to out, or to the bundle's log
+// file when out is nil (a container that outlives its starter). The helper
+// runs in a session of its own: stopping the caller's process group leaves
+// the container running.
+func (r *Runtime) Start(ctx context.Context, id string, out io.Writer) (int, error) {
 	b := r.Bundle(id)
 	if r.running(id) {
 		return 0, fmt.Errorf("container %s: already running", id)
 	}
+	os.Remove(filepath.Join(b, ExitFile))
 	log, err := os.OpenFile(filepath.Join(b, "helper.log"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return 0, fmt.Errorf("container %s: %w", id, err)
@@ -73,20 +84,39 @@ func (r *Runtime) Start(ctx context.Context, id string) (int, error) {
 	cmd := exec.Command(r.Helper, "run", b)
 	cmd.Stderr = log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	out, err := cmd.StdoutPipe()
+	copied := make(chan struct{})
+	if out != nil {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return 0, err
+		}
+		defer pw.Close()
+		cmd.ExtraFiles = []*os.File{pw}
+		cmd.Env = append(os.Environ(), OutputEnv+"=3")
+		go func() { io.Copy(out, pr); pr.Close(); close(copied) }()
+	} else {
+		close(copied)
+	}
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return 0, err
 	}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("container %s: starting the helper %s: %w", id, r.Helper, err)
 	}
+	ch := &child{done: make(chan struct{})}
 	r.mu.Lock()
-	r.children[id] = cmd
+	r.children[id] = ch
 	r.mu.Unlock()
 	line := make(chan []byte, 1)
 	go func() {
-		l, _ := bufio.NewReader(out).ReadBytes('\n')
+		l, _ := bufio.NewReader(stdout).ReadBytes('\n')
 		line <- l
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+		<-copied // the output is complete before anyone learns the exit
+		ch.exit = r.readExit(id)
+		close(ch.done)
 	}()
 	select {
 	case l := <-line:
@@ -111,32 +141,33 @@ func (r *Runtime) Start(ctx context.Context, id string) (int, error) {
 // container started by this process and for one a previous process (a
 // workloads module before its restart) started.
 func (r *Runtime) Wait(ctx context.Context, id string) (Exit, error) {
-	b := r.Bundle(id)
 	r.mu.Lock()
-	cmd := r.children[id]
+	ch := r.children[id]
 	r.mu.Unlock()
-	if cmd != nil {
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
+	if ch != nil {
 		select {
-		case <-done:
-			r.mu.Lock()
-			delete(r.children, id)
-			r.mu.Unlock()
+		case <-ch.done:
+			return ch.exit, nil
 		case <-ctx.Done():
 			return Exit{}, ctx.Err()
 		}
-	} else if pid := r.shimPid(id); pid > 0 {
+	}
+	if pid := r.shimPid(id); pid > 0 {
 		if err := waitExit(ctx, pid); err != nil {
 			return Exit{}, err
 		}
 	}
+	return r.readExit(id), nil
+}
+
+// readExit reads the exit the helper recorded for container id.
+func (r *Runtime) readExit(id string) Exit {
 	var ex Exit
-	data, err := os.ReadFile(filepath.Join(b, ExitFile))
+	data, err := os.ReadFile(filepath.Join(r.Bundle(id), ExitFile))
 	if err != nil || json.Unmarshal(data, &ex) != nil {
-		return Exit{Code: -1, Error: "the container helper ended without recording an exit (killed?); delete the container"}, nil
+		return Exit{Code: -1, Error: "the container helper ended without recording an exit (killed?); delete the container", At: time.Now()}
 	}
-	return ex, nil
+	return ex
 }
 
 // waitExit waits for process pid, not a child of ours, to exit.
@@ -203,11 +234,12 @@ func (r *Runtime) Delete(id string) error {
 		return err
 	}
 	r.mu.Lock()
-	if cmd := r.children[id]; cmd != nil {
-		cmd.Wait()
-		delete(r.children, id)
-	}
+	ch := r.children[id]
+	delete(r.children, id)
 	r.mu.Unlock()
+	if ch != nil {
+		<-ch.done
+	}
 	if err := os.RemoveAll(b); err != nil {
 		return fmt.Errorf("container %s: %w", id, err)
 	}

@@ -9,12 +9,14 @@ package container
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Config is one container of a deployment.
@@ -26,14 +28,15 @@ type Config struct {
 	Args     []string
 	Env      []string // KEY=VALUE
 	Cwd      string   // default /
+	UID, GID uint32   // the process's user inside the container
 	// Layers are the image's unpacked layer folders, topmost first.
 	Layers []string
 	// Limits.
 	CPUs        float64 // CPUs; 0.5 is half of one
 	MemoryBytes int64   // no swap beyond it; over it the kernel kills in the container
-	Pids        int64
-	DiskBytes   int64  // the writable layer
-	IOWeight    uint16 // 10..1000 (cgroup io.weight, BFQ's range); 0 leaves the kernel's 100
+	Pids        int64   // 0: no limit of its own (the workloads cgroup's applies)
+	DiskBytes   int64   // the writable layer
+	IOWeight    uint16  // cgroup v2 io.weight, 1..10000; 0 leaves the kernel's 100
 	// IDs is the deployment's host uid/gid range (Range).
 	IDs Range
 	// NetNS is the path of the deployment's network namespace; empty gives
@@ -41,6 +44,8 @@ type Config struct {
 	NetNS string
 	// Volumes are folders on the cache disk bind-mounted into the container.
 	Volumes []Volume
+	// Devices are host device nodes (a GPU's) the container may use.
+	Devices []string
 	// ResolvConf is the path of the resolv.conf the container sees.
 	ResolvConf string
 	// Cgroup is the parent cgroup path of every workload (default /workloads).
@@ -99,7 +104,7 @@ func Spec(c Config) (*specs.Spec, error) {
 		Hostname: c.Hostname,
 		Process: &specs.Process{
 			Args: c.Args, Env: c.Env, Cwd: cwd,
-			User:            specs.User{UID: 0, GID: 0},
+			User:            specs.User{UID: c.UID, GID: c.GID},
 			NoNewPrivileges: true,
 			Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
 			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 65536, Soft: 1024}},
@@ -119,7 +124,6 @@ func Spec(c Config) (*specs.Spec, error) {
 	quota := int64(c.CPUs * cpuPeriod)
 	period := uint64(cpuPeriod)
 	swap := c.MemoryBytes // memory+swap = memory: no swap
-	pids := c.Pids
 	s.Linux = &specs.Linux{
 		UIDMappings: ids,
 		GIDMappings: ids,
@@ -132,7 +136,6 @@ func Spec(c Config) (*specs.Spec, error) {
 		Resources: &specs.LinuxResources{
 			Memory:  &specs.LinuxMemory{Limit: &c.MemoryBytes, Swap: &swap},
 			CPU:     &specs.LinuxCPU{Quota: &quota, Period: &period},
-			Pids:    &specs.LinuxPids{Limit: &pids},
 			Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 		},
 		MaskedPaths:   MaskedPaths,
@@ -143,10 +146,18 @@ func Spec(c Config) (*specs.Spec, error) {
 		return nil, fmt.Errorf("container %s: seccomp profile: %w", c.ID, err)
 	}
 	s.Linux.Seccomp = sc
+	if c.Pids > 0 {
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &c.Pids}
+	}
 	if c.IOWeight > 0 {
-		// io.weight needs an io scheduler or io.cost that weighs: the
-		// kernel's default of 100 is left alone unless asked.
-		s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: &c.IOWeight}
+		// The OCI spec carries cgroup v1's blkio weight (10..1000), which
+		// libcontainer turns back into io.weight on cgroup v2. Left alone
+		// unless asked: it needs an io scheduler or io.cost that weighs.
+		w := uint16(10 + (uint32(c.IOWeight)-1)*990/9999)
+		s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+	}
+	if err := devices(s, c.Devices); err != nil {
+		return nil, fmt.Errorf("container %s: %w", c.ID, err)
 	}
 	return s, nil
 }
@@ -159,12 +170,12 @@ func (c Config) check() error {
 		return fmt.Errorf("container %s: no command", c.ID)
 	case len(c.Layers) == 0:
 		return fmt.Errorf("container %s: no image layers", c.ID)
-	case c.CPUs <= 0 || c.MemoryBytes <= 0 || c.Pids <= 0 || c.DiskBytes <= 0:
-		return fmt.Errorf("container %s: cpu, memory, pids and disk limits are all required (have %g CPUs, %d bytes, %d pids, %d bytes of disk)", c.ID, c.CPUs, c.MemoryBytes, c.Pids, c.DiskBytes)
+	case c.CPUs <= 0 || c.MemoryBytes <= 0 || c.DiskBytes <= 0 || c.Pids < 0:
+		return fmt.Errorf("container %s: cpu, memory and disk limits are all required (have %g CPUs, %d bytes, %d bytes of disk)", c.ID, c.CPUs, c.MemoryBytes, c.DiskBytes)
 	case c.IDs.HostID < FirstHostID || c.IDs.Size == 0:
 		return fmt.Errorf("container %s: id range %d+%d is not a workload range (from %d up)", c.ID, c.IDs.HostID, c.IDs.Size, FirstHostID)
-	case c.IOWeight != 0 && (c.IOWeight < 10 || c.IOWeight > 1000):
-		return fmt.Errorf("container %s: io weight %d is outside 10..1000", c.ID, c.IOWeight)
+	case c.IOWeight > 10000:
+		return fmt.Errorf("container %s: io weight %d is over 10000", c.ID, c.IOWeight)
 	}
 	for _, v := range c.Volumes {
 		if !filepath.IsAbs(v.Source) || !filepath.IsAbs(v.Target) {
@@ -205,4 +216,26 @@ func mounts(c Config) []specs.Mount {
 		m = append(m, specs.Mount{Destination: v.Target, Type: "none", Source: v.Source, Options: o})
 	}
 	return m
+}
+
+// devices lets the container use host device nodes: runc binds them in (a
+// user namespace may not make device nodes) and the device cgroup allows
+// them.
+func devices(s *specs.Spec, paths []string) error {
+	for _, p := range paths {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fmt.Errorf("device %s: %w", p, err)
+		}
+		typ := map[uint32]string{unix.S_IFCHR: "c", unix.S_IFBLK: "b"}[st.Mode&unix.S_IFMT]
+		if typ == "" {
+			return fmt.Errorf("device %s: not a device node", p)
+		}
+		major, minor := int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+		mode := os.FileMode(st.Mode & 0o777)
+		s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: p, Type: typ, Major: major, Minor: minor, FileMode: &mode})
+		s.Linux.Resources.Devices = append(s.Linux.Resources.Devices,
+			specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "rwm"})
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -20,12 +21,28 @@ type Attachment struct {
 	ResolvConf string     // path of the resolv.conf its containers see
 }
 
+// keyPattern is what a deployment key may be: it names files.
+var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,127}$`)
+
 // names of a deployment's namespace file, host-side veth and resolv.conf.
 // Interface names have 15 bytes: the veth is named by a hash.
 func (p *Plumber) names(deployment string) (nsPath, veth, resolv string) {
 	sum := sha256.Sum256([]byte(deployment))
-	h := hex.EncodeToString(sum[:])
-	return filepath.Join(p.cfg.Dir, "netns", h[:16]), "gw" + h[:12], filepath.Join(p.cfg.Dir, "resolv", h[:16]+".conf")
+	return filepath.Join(p.cfg.Dir, "netns", deployment), "gw" + hex.EncodeToString(sum[:6]),
+		filepath.Join(p.cfg.Dir, "resolv", deployment+".conf")
+}
+
+// List returns the deployments that have a network namespace.
+func (p *Plumber) List() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(p.cfg.Dir, "netns"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	var l []string
+	for _, e := range ents {
+		l = append(l, e.Name())
+	}
+	return l, err
 }
 
 // addr is the deployment's address: the n-th after the gateway for its
@@ -45,6 +62,9 @@ func (p *Plumber) addr(deployment string) (netip.Addr, error) {
 // Attach gives deployment its network namespace, veth and address (the
 // same address as before, across restarts). Attaching twice is harmless.
 func (p *Plumber) Attach(deployment string) (Attachment, error) {
+	if !keyPattern.MatchString(deployment) {
+		return Attachment{}, fmt.Errorf("netplumb: deployment key %q: lower-case letters, digits, '.' and '-'", deployment)
+	}
 	nsPath, veth, resolv := p.names(deployment)
 	a, err := p.addr(deployment)
 	if err != nil {
@@ -136,14 +156,25 @@ func (p *Plumber) plug(h *netlink.Handle, ws netns.NsHandle, veth string, a neti
 			}
 		}
 	}
-	return inNS(ws, func() error {
-		return sysctls(map[string]string{"net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1"})
+	return InNamespace(ws, func() error {
+		return sysctls(map[string]string{
+			"net/ipv6/conf/all/disable_ipv6":     "1",
+			"net/ipv6/conf/default/disable_ipv6": "1",
+			// Capabilities count in the namespace's owner, the node's user
+			// namespace: root in the container binds ports under 1024 and
+			// pings only through these (what Docker sets too).
+			"net/ipv4/ip_unprivileged_port_start": "0",
+			"net/ipv4/ping_group_range":           "0 2147483647",
+		})
 	})
 }
 
 // Detach removes the deployment's published ports, veth, namespace and
 // resolv.conf. Its address stays its own until Release.
 func (p *Plumber) Detach(deployment string) error {
+	if !keyPattern.MatchString(deployment) {
+		return fmt.Errorf("netplumb: deployment key %q: lower-case letters, digits, '.' and '-'", deployment)
+	}
 	nsPath, veth, resolv := p.names(deployment)
 	var errs []error
 	p.mu.Lock()

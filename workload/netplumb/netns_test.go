@@ -108,7 +108,7 @@ func route(t *testing.T, ns netns.NsHandle, gw string) {
 func serve(t *testing.T, ns netns.NsHandle, addr, name string) {
 	t.Helper()
 	var ln net.Listener
-	if err := inNS(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
+	if err := InNamespace(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
@@ -128,7 +128,7 @@ func serve(t *testing.T, ns netns.NsHandle, addr, name string) {
 func echoUDP(t *testing.T, ns netns.NsHandle, addr, name string) {
 	t.Helper()
 	var pc net.PacketConn
-	if err := inNS(ns, func() (err error) { pc, err = net.ListenPacket("udp", addr); return }); err != nil {
+	if err := InNamespace(ns, func() (err error) { pc, err = net.ListenPacket("udp", addr); return }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
@@ -149,7 +149,7 @@ func echoUDP(t *testing.T, ns netns.NsHandle, addr, name string) {
 // 1.5 s: everything here is local and answers in microseconds.
 func fetch(ns netns.NsHandle, proto, addr string) (string, error) {
 	var c net.Conn
-	if err := inNS(ns, func() (err error) { c, err = net.DialTimeout(proto, addr, 1500*time.Millisecond); return }); err != nil {
+	if err := InNamespace(ns, func() (err error) { c, err = net.DialTimeout(proto, addr, 1500*time.Millisecond); return }); err != nil {
 		return "", err
 	}
 	defer c.Close()
@@ -184,7 +184,7 @@ func TestWorkloadNetwork(t *testing.T) {
 	h.Close()
 	route(t, node, "192.168.77.1")
 	route(t, inet, "203.0.113.1")
-	if err := inNS(lan, func() error { return sysctls(map[string]string{"net/ipv4/ip_forward": "1"}) }); err != nil {
+	if err := InNamespace(lan, func() error { return sysctls(map[string]string{"net/ipv4/ip_forward": "1"}) }); err != nil {
 		t.Fatal(err)
 	}
 	serve(t, inet, ":80", "internet")
@@ -216,15 +216,15 @@ func TestWorkloadNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Teardown() })
-	alice, err := p.Attach("alice/web")
+	alice, err := p.Attach("alice-web")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := p.Attach("bob/db")
+	bob, err := p.Attach("bob-db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, err := p.Attach("alice/web"); err != nil || again != alice {
+	if again, err := p.Attach("alice-web"); err != nil || again != alice {
 		t.Fatalf("attaching again: %+v, %v; want %+v", again, err, alice)
 	}
 	ans, err := netns.GetFromPath(alice.NetNS)
@@ -239,10 +239,10 @@ func TestWorkloadNetwork(t *testing.T) {
 	defer bns.Close()
 	serve(t, ans, ":80", "alice")
 	serve(t, bns, ":80", "bob")
-	if err := p.Publish("alice/web", []Port{{Proto: "tcp", NodePort: 8080, Port: 80}}); err != nil {
+	if err := p.Publish("alice-web", []Port{{Proto: "tcp", NodePort: 8080, Port: 80}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Publish("bob/db", []Port{{Proto: "tcp", NodePort: 8080, Port: 80}}); err == nil {
+	if err := p.Publish("bob-db", []Port{{Proto: "tcp", NodePort: 8080, Port: 80}}); err == nil {
 		t.Error("two deployments published the same node port")
 	}
 	if rc, _ := os.ReadFile(alice.ResolvConf); string(rc) != "nameserver 10.249.0.1\n" {
@@ -284,7 +284,7 @@ func TestWorkloadNetwork(t *testing.T) {
 	}
 
 	// Undeploy leaves no namespace, veth or rule behind; teardown no table.
-	for _, d := range []string{"alice/web", "bob/db"} {
+	for _, d := range []string{"alice-web", "bob-db"} {
 		if err := p.Detach(d); err != nil {
 			t.Fatal(err)
 		}

@@ -113,7 +113,7 @@ func (p *Plumber) Setup() error {
 	if err := h.LinkSetUp(br); err != nil {
 		return fmt.Errorf("netplumb: %w", err)
 	}
-	err = inNS(p.node, func() error {
+	err = InNamespace(p.node, func() error {
 		return sysctls(map[string]string{
 			"net/ipv4/ip_forward": "1",
 			// The bridge speaks IPv4 only: no IPv6 address, no router
@@ -192,9 +192,9 @@ func sysctls(kv map[string]string) error {
 	return nil
 }
 
-// inNS runs fn on an OS thread switched into ns. A thread that cannot be
+// InNamespace runs fn on an OS thread switched into ns. A thread that cannot be
 // switched back is thrown away.
-func inNS(ns netns.NsHandle, fn func() error) error {
+func InNamespace(ns netns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -39,16 +39,18 @@ func parent(arg string) error {
 	if err := json.Unmarshal([]byte(arg), &p); err != nil {
 		return fmt.Errorf("parent: %w", err)
 	}
-	if p.Path == "" || p.MemoryBytes <= 0 || p.CPUs <= 0 || p.Pids <= 0 {
-		return fmt.Errorf("parent %s: path, memory, cpus and pids are all required", arg)
+	if p.Path == "" || p.MemoryBytes <= 0 || p.CPUs <= 0 || p.Pids < 0 {
+		return fmt.Errorf("parent %s: path, memory and cpus are all required", arg)
 	}
 	r := &cgroups.Resources{
 		Memory:      p.MemoryBytes,
 		MemorySwap:  p.MemoryBytes, // memory+swap = memory: no swap
 		CpuQuota:    int64(p.CPUs * cpuPeriod),
 		CpuPeriod:   cpuPeriod,
-		PidsLimit:   &p.Pids,
 		SkipDevices: true,
+	}
+	if p.Pids > 0 {
+		r.PidsLimit = &p.Pids
 	}
 	m, err := manager.New(&cgroups.Cgroup{Path: p.Path, Resources: r})
 	if err != nil {

@@ -81,6 +81,7 @@ func runContainer(dir string, stdout io.Writer) error {
 	}
 	ps, _ := p.Wait()
 	ex := exitOf(ps)
+	ex.At = time.Now()
 	ex.OOMKilled = oomKilled(c)
 	reapOrphans()
 	err = container.WriteJSON(filepath.Join(bundle, container.ExitFile), ex)
@@ -111,7 +112,7 @@ func start(bundle string) (*libcontainer.Container, *libcontainer.Process, rootf
 		l.Unmount()
 		return nil, nil, l, fmt.Errorf("creating container %s: %w", id(bundle), err)
 	}
-	log, err := os.OpenFile(filepath.Join(bundle, container.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	log, err := output(bundle)
 	if err != nil {
 		c.Destroy()
 		l.Unmount()
@@ -129,6 +130,15 @@ func start(bundle string) (*libcontainer.Container, *libcontainer.Process, rootf
 		return nil, nil, l, fmt.Errorf("starting container %s: %w", id(bundle), err)
 	}
 	return c, p, l, nil
+}
+
+// output is where the container's stdout and stderr go: the pipe its
+// starter passed as fd 3 (container.OutputEnv), else the bundle's log file.
+func output(bundle string) (*os.File, error) {
+	if os.Getenv(container.OutputEnv) == "3" {
+		return os.NewFile(3, "output"), nil
+	}
+	return os.OpenFile(filepath.Join(bundle, container.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 }
 
 func exitOf(ps *os.ProcessState) container.Exit {
