@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/gridnode/gridnode/node/fact"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/gridnode/gridnode/workload/container/rootfs"
 )
 
 // What the node program and the container helper (cmd/gridnode-container,
@@ -68,14 +71,20 @@ type Parent struct {
 	Pids        int64   `json:"pids"`
 }
 
-// WriteJSON writes v to path atomically: a reader sees the old file or the
-// whole new one, also after a power cut.
+// WriteJSON writes v to path through a rename, so a reader never sees half
+// a file. Nothing is synced to disk: bundles do not outlive a reboot (the
+// workloads module recreates them from its own state), and a sync on a busy
+// disk would cost every container start milliseconds.
 func WriteJSON(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return fact.WriteFile(path, append(b, '\n'), 0o644)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // IsShim says whether pid is the helper running bundle (and not another
@@ -90,4 +99,35 @@ func IsShim(pid int, bundle string) bool {
 	}
 	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 	return len(args) == 3 && args[1] == "run" && filepath.Clean(args[2]) == bundle
+}
+
+// ReadSpec reads the OCI spec of the bundle folder.
+func ReadSpec(bundle string) (*specs.Spec, error) {
+	var s specs.Spec
+	path := filepath.Join(bundle, ConfigFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if s.Linux == nil || len(s.Linux.UIDMappings) != 1 || s.Process == nil {
+		return nil, fmt.Errorf("%s: a gridnode container has a process and exactly one uid mapping", path)
+	}
+	return &s, nil
+}
+
+// LayoutOf is the root file system the spec of bundle describes.
+func LayoutOf(bundle string, s *specs.Spec) (rootfs.Layout, error) {
+	path := filepath.Join(bundle, ConfigFile)
+	l := rootfs.Layout{Dir: bundle, HostID: s.Linux.UIDMappings[0].HostID, Size: s.Linux.UIDMappings[0].Size}
+	if err := json.Unmarshal([]byte(s.Annotations[AnnotationLowers]), &l.Lowers); err != nil {
+		return l, fmt.Errorf("%s: annotation %s: %w", path, AnnotationLowers, err)
+	}
+	var err error
+	if l.Disk, err = strconv.ParseInt(s.Annotations[AnnotationDisk], 10, 64); err != nil {
+		return l, fmt.Errorf("%s: annotation %s: %w", path, AnnotationDisk, err)
+	}
+	return l, nil
 }

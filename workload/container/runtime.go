@@ -30,6 +30,7 @@ type Runtime struct {
 
 	mu       sync.Mutex
 	children map[string]*child // helpers this process started
+	sealed   *os.File          // the helper, sealed in memory (sealedCopy)
 }
 
 // child is a helper this process started: done closes once it is reaped
@@ -47,9 +48,9 @@ func New(helper, dir string) *Runtime {
 // Bundle is the folder of container id.
 func (r *Runtime) Bundle(id string) string { return filepath.Join(r.Dir, id) }
 
-// Create writes the container's bundle; nothing runs until Start. A
-// bundle already there (a container created before) is replaced, unless
-// its container is running.
+// Create writes the container's bundle and mounts its root file system,
+// with a fresh writable layer; nothing runs until Start. A container
+// created before is replaced, unless it is running.
 func (r *Runtime) Create(c Config) error {
 	s, err := Spec(c)
 	if err != nil {
@@ -62,7 +63,18 @@ func (r *Runtime) Create(c Config) error {
 	if err := os.MkdirAll(b, 0o711); err != nil {
 		return fmt.Errorf("container %s: %w", c.ID, err)
 	}
-	return WriteJSON(filepath.Join(b, ConfigFile), s)
+	if err := WriteJSON(filepath.Join(b, ConfigFile), s); err != nil {
+		return fmt.Errorf("container %s: %w", c.ID, err)
+	}
+	l, err := LayoutOf(b, s)
+	if err != nil {
+		return err
+	}
+	l.Unmount() // a container created before
+	if err := l.Mount(); err != nil {
+		return fmt.Errorf("container %s: %w", c.ID, err)
+	}
+	return nil
 }
 
 // Start starts the container and returns the pid of its init on the node
@@ -81,7 +93,12 @@ func (r *Runtime) Start(ctx context.Context, id string, out io.Writer) (int, err
 		return 0, fmt.Errorf("container %s: %w", id, err)
 	}
 	defer log.Close()
-	cmd := exec.Command(r.Helper, "run", b)
+	exe, err := r.exe()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(exe, "run", b)
+	cmd.Args[0] = r.Helper
 	cmd.Stderr = log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	copied := make(chan struct{})
@@ -135,6 +152,21 @@ func (r *Runtime) Start(ctx context.Context, id string, out io.Writer) (int, err
 		msg = strings.TrimSpace(string(l))
 	}
 	return 0, fmt.Errorf("container %s did not start: %s", id, msg)
+}
+
+// exe is the path to execute the helper through: its sealed copy, made on
+// first use and kept for the life of this process.
+func (r *Runtime) exe() (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sealed == nil {
+		f, err := sealedCopy(r.Helper)
+		if err != nil {
+			return "", err
+		}
+		r.sealed = f
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", r.sealed.Fd()), nil
 }
 
 // Wait waits until the container has ended and says how. It works for a

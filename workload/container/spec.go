@@ -107,7 +107,7 @@ func Spec(c Config) (*specs.Spec, error) {
 			User:            specs.User{UID: c.UID, GID: c.GID},
 			NoNewPrivileges: true,
 			Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
-			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 65536, Soft: 1024}},
+			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 4096, Soft: 1024}}, // the kernel's defaults
 		},
 		Mounts: mounts(c),
 		Annotations: map[string]string{

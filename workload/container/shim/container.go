@@ -27,26 +27,12 @@ import (
 
 // load reads the bundle's OCI spec and the root file system it describes.
 func load(bundle string) (*specs.Spec, rootfs.Layout, error) {
-	var spec specs.Spec
-	var l rootfs.Layout
-	b, err := os.ReadFile(filepath.Join(bundle, container.ConfigFile))
+	spec, err := container.ReadSpec(bundle)
 	if err != nil {
-		return nil, l, err
+		return nil, rootfs.Layout{}, err
 	}
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return nil, l, fmt.Errorf("%s: %w", filepath.Join(bundle, container.ConfigFile), err)
-	}
-	if spec.Linux == nil || len(spec.Linux.UIDMappings) != 1 || spec.Process == nil {
-		return nil, l, fmt.Errorf("%s: a gridnode container has a process and exactly one uid mapping", filepath.Join(bundle, container.ConfigFile))
-	}
-	l = rootfs.Layout{Dir: bundle, HostID: spec.Linux.UIDMappings[0].HostID, Size: spec.Linux.UIDMappings[0].Size}
-	if err := json.Unmarshal([]byte(spec.Annotations[container.AnnotationLowers]), &l.Lowers); err != nil {
-		return nil, l, fmt.Errorf("%s: annotation %s: %w", filepath.Join(bundle, container.ConfigFile), container.AnnotationLowers, err)
-	}
-	if l.Disk, err = strconv.ParseInt(spec.Annotations[container.AnnotationDisk], 10, 64); err != nil {
-		return nil, l, fmt.Errorf("%s: annotation %s: %w", filepath.Join(bundle, container.ConfigFile), container.AnnotationDisk, err)
-	}
-	return &spec, l, nil
+	l, err := container.LayoutOf(bundle, spec)
+	return spec, l, err
 }
 
 // id is the container's libcontainer id: its bundle folder's name.
@@ -67,7 +53,7 @@ func runContainer(dir string, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(bundle, container.ShimPid), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return err
 	}
-	c, p, l, err := start(bundle)
+	c, p, err := start(bundle)
 	if err != nil {
 		container.WriteJSON(filepath.Join(bundle, container.ExitFile), container.Exit{Code: -1, Error: err.Error()})
 		return err
@@ -85,38 +71,33 @@ func runContainer(dir string, stdout io.Writer) error {
 	ex.OOMKilled = oomKilled(c)
 	reapOrphans()
 	err = container.WriteJSON(filepath.Join(bundle, container.ExitFile), ex)
-	return errors.Join(err, c.Destroy(), l.Unmount())
+	return errors.Join(err, c.Destroy())
 }
 
-// start mounts the root file system and starts the container's init.
-func start(bundle string) (*libcontainer.Container, *libcontainer.Process, rootfs.Layout, error) {
-	spec, l, err := load(bundle)
+// start starts the container's init on the root file system Create
+// mounted.
+func start(bundle string) (*libcontainer.Container, *libcontainer.Process, error) {
+	spec, err := container.ReadSpec(bundle)
 	if err != nil {
-		return nil, nil, l, err
+		return nil, nil, err
 	}
 	// specconv resolves the bundle-relative root against the working
 	// folder, as runc does.
 	if err := os.Chdir(bundle); err != nil {
-		return nil, nil, l, err
+		return nil, nil, err
 	}
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id(bundle), Spec: spec})
 	if err != nil {
-		return nil, nil, l, fmt.Errorf("container config: %w", err)
-	}
-	l.Unmount() // what a killed helper may have left
-	if err := l.Mount(); err != nil {
-		return nil, nil, l, err
+		return nil, nil, fmt.Errorf("container config: %w", err)
 	}
 	c, err := libcontainer.Create(filepath.Join(bundle, container.StateDir), id(bundle), cfg)
 	if err != nil {
-		l.Unmount()
-		return nil, nil, l, fmt.Errorf("creating container %s: %w", id(bundle), err)
+		return nil, nil, fmt.Errorf("creating container %s: %w", id(bundle), err)
 	}
 	log, err := output(bundle)
 	if err != nil {
 		c.Destroy()
-		l.Unmount()
-		return nil, nil, l, err
+		return nil, nil, err
 	}
 	defer log.Close()
 	p := &libcontainer.Process{
@@ -126,10 +107,9 @@ func start(bundle string) (*libcontainer.Container, *libcontainer.Process, rootf
 	}
 	if err := c.Run(p); err != nil {
 		c.Destroy()
-		l.Unmount()
-		return nil, nil, l, fmt.Errorf("starting container %s: %w", id(bundle), err)
+		return nil, nil, fmt.Errorf("starting container %s: %w", id(bundle), err)
 	}
-	return c, p, l, nil
+	return c, p, nil
 }
 
 // output is where the container's stdout and stderr go: the pipe its
