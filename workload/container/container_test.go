@@ -52,7 +52,7 @@ func TestContainerIsolation(t *testing.T) {
 		`sleep 1000 & echo "pid1 $(cat /proc/1/comm)"; echo "maxpid $(ls /proc | grep '^[0-9]' | sort -n | tail -n 1)"; `+
 			`echo "uid $(id -u)"; echo uidmap $(cat /proc/self/uid_map); `+
 			`echo hi > /sys/kernel/x 2>/dev/null || echo "sys read-only"; echo "keys $(stat -c %F /proc/keys)"; `+
-			`touch /etc/mine && echo "root owns its image"; hostname`)
+			`touch /etc/mine && echo "root owns its image"; hostname; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status`)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := r.Create(c); err != nil {
@@ -86,6 +86,8 @@ func TestContainerIsolation(t *testing.T) {
 		"keys character special file", // masked with /dev/null
 		"root owns its image",         // id-mapped layers: root may write /etc (copy-up)
 		"iso",                         // its own host name
+		"NoNewPrivs:\t1",
+		"Seccomp:\t2", // a filter: the default profile
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q", want)

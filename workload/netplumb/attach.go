@@ -89,7 +89,7 @@ func (p *Plumber) Attach(deployment string) (Attachment, error) {
 		return att, fmt.Errorf("netplumb: %w", err)
 	}
 	defer ws.Close()
-	h, err := netlink.NewHandleAt(p.node)
+	h, err := handle(p.node)
 	if err != nil {
 		return att, fmt.Errorf("netplumb: %w", err)
 	}
@@ -131,7 +131,7 @@ func (p *Plumber) plug(h *netlink.Handle, ws netns.NsHandle, veth string, a neti
 	if err := h.LinkSetUp(outer); err != nil {
 		return err
 	}
-	wh, err := netlink.NewHandleAt(ws)
+	wh, err := handle(ws)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func (p *Plumber) Detach(deployment string) error {
 	if had {
 		errs = append(errs, p.apply())
 	}
-	if h, err := netlink.NewHandleAt(p.node); err == nil {
+	if h, err := handle(p.node); err == nil {
 		if l, err := h.LinkByName(veth); err == nil {
 			errs = append(errs, h.LinkDel(l))
 		}

@@ -90,7 +90,7 @@ func (p *Plumber) Gateway() netip.Addr { return p.gateway }
 // Setup brings up the bridge, turns on routing and loads the rule set. It
 // may run again (after a module restart): what exists is kept.
 func (p *Plumber) Setup() error {
-	h, err := netlink.NewHandleAt(p.node)
+	h, err := handle(p.node)
 	if err != nil {
 		return fmt.Errorf("netplumb: %w", err)
 	}
@@ -134,7 +134,7 @@ func (p *Plumber) Teardown() error {
 		return fmt.Errorf("netplumb: %w", err)
 	}
 	errs := []error{remove(c)}
-	h, err := netlink.NewHandleAt(p.node)
+	h, err := handle(p.node)
 	if err != nil {
 		return fmt.Errorf("netplumb: %w", err)
 	}
@@ -259,4 +259,12 @@ func deleteNamedNS(path string) error {
 		return fmt.Errorf("netplumb: %w", err)
 	}
 	return nil
+}
+
+// handle is a netlink handle in ns for links, addresses and routes only:
+// asking for every family would also open XFRM, which fails with "protocol
+// not supported" on a kernel whose xfrm_user module is not loaded (the
+// node's).
+func handle(ns netns.NsHandle) (*netlink.Handle, error) {
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 }

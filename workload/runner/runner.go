@@ -78,6 +78,17 @@ func New(o Options) (*Runtime, error) {
 		o.Node = ns
 	}
 	o.Net.Dir = filepath.Join(o.Dir, "network")
+	// A container's root user, an unprivileged id on the node, opens its
+	// root file system and resolv.conf below these from inside its user
+	// namespace: it must be able to pass through them (not list them).
+	for _, d := range []string{o.Dir, filepath.Join(o.Dir, "containers"), o.Net.Dir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("runner: %w", err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("runner: %w", err)
+		}
+	}
 	if o.Net.LAN == nil && o.Net.Resolvers == nil {
 		o.Net.LAN, o.Net.Resolvers = uplink()
 	}

@@ -51,7 +51,8 @@ func Cleanup() {
 
 // Applets are the busybox commands the test layer links.
 var Applets = []string{"sh", "nc", "ps", "cat", "id", "sleep", "echo", "dd", "awk", "head", "ls",
-	"mkdir", "touch", "rm", "wc", "grep", "hostname", "true", "false", "mount", "ip", "stat", "chown"}
+	"mkdir", "touch", "rm", "wc", "grep", "hostname", "true", "false", "mount", "ip", "stat", "chown",
+	"chroot", "unshare"}
 
 // Dir returns a fresh folder that a container's root user (an unprivileged
 // id on the node) can reach through: t.TempDir's folders are private.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	// Device rules: the eBPF program on cgroup v2, devices.allow on v1.
 	_ "github.com/opencontainers/cgroups/devices"
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -86,9 +88,15 @@ func start(bundle string) (*libcontainer.Container, *libcontainer.Process, error
 	if err := os.Chdir(bundle); err != nil {
 		return nil, nil, err
 	}
-	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id(bundle), Spec: spec})
+	noPivot := onInitramfs()
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id(bundle), Spec: spec, NoPivotRoot: noPivot})
 	if err != nil {
 		return nil, nil, fmt.Errorf("container config: %w", err)
+	}
+	if noPivot {
+		// Without pivot_root the container is held by a chroot, which a
+		// process allowed to chroot could leave: take that right away.
+		dropCapability(cfg.Capabilities, "CAP_SYS_CHROOT")
 	}
 	c, err := libcontainer.Create(filepath.Join(bundle, container.StateDir), id(bundle), cfg)
 	if err != nil {
@@ -110,6 +118,39 @@ func start(bundle string) (*libcontainer.Container, *libcontainer.Process, error
 		return nil, nil, fmt.Errorf("starting container %s: %w", id(bundle), err)
 	}
 	return c, p, nil
+}
+
+// onInitramfs says whether this process's root is the kernel's initramfs
+// (rootfs), which pivot_root cannot leave: the node runs from its
+// initramfs unless PID 1 switched to another root. libcontainer then moves
+// the container's root over / and chroots into it instead (runc
+// --no-pivot).
+func onInitramfs() bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		// id parent major:minor root mountpoint options ... - fstype source
+		if len(f) > 4 && f[4] == "/" {
+			for i, x := range f {
+				if x == "-" && i+1 < len(f) {
+					return f[i+1] == "rootfs"
+				}
+			}
+		}
+	}
+	return false
+}
+
+func dropCapability(c *configs.Capabilities, name string) {
+	if c == nil {
+		return
+	}
+	for _, l := range []*[]string{&c.Bounding, &c.Effective, &c.Permitted, &c.Inheritable, &c.Ambient} {
+		*l = slices.DeleteFunc(*l, func(x string) bool { return x == name })
+	}
 }
 
 // output is where the container's stdout and stderr go: the pipe its
