@@ -90,7 +90,7 @@ func TestWorkloadRuntimeOnNode(t *testing.T) {
 			oks++
 		}
 	}
-	if oks < 19 {
-		t.Errorf("%d checks passed in the guest, want 19:\n%s", oks, console)
+	if oks < 22 {
+		t.Errorf("%d checks passed in the guest, want 22:\n%s", oks, console)
 	}
 }

@@ -104,19 +104,27 @@ func run() error {
 		return fmt.Errorf("attach: %w", err)
 	}
 	ids := runtime.IDRange{Base: container.FirstHostID, Size: container.RangeSize}
+	// A volume as the workloads module makes it: its folders private to
+	// the node's root (0700), given to the deployment by the runtime.
+	vol := "/var/cache/workloads/volumes/t1-web/data"
+	if err := os.MkdirAll(vol, 0o700); err != nil {
+		return err
+	}
 	spec := func(id string, mem uint64, args ...string) (runtime.Spec, *bytes.Buffer) {
 		// Wait returns once the output is all copied: no lock needed.
 		out := &bytes.Buffer{}
 		return runtime.Spec{
 			ID: id, Deployment: "t1-web", Owner: 1, Workload: "web", Generation: 1,
 			RootFS: []string{"/var/cache/layer"}, Args: args, Env: []string{"PATH=/bin"}, Hostname: "web",
-			IDs: ids, Limits: runtime.Limits{MilliCPU: 500, Memory: mem, PIDs: 32, Disk: 32 << 20}, Output: out,
+			IDs: ids, Limits: runtime.Limits{MilliCPU: 500, Memory: mem, PIDs: 32, Disk: 32 << 20, IOWeight: 100}, Output: out,
+			Volumes: []runtime.Volume{{Name: "data", Source: vol, Target: "/data"}},
 		}, out
 	}
 	s, out := spec("t1-web.web.g1", 64<<20, "sh", "-c",
 		`echo "uid $(id -u)"; echo uidmap $(cat /proc/self/uid_map); echo "pid1 $(cat /proc/1/comm)"; `+
 			`cd /sys/fs/cgroup; echo "memory.max $(cat memory.max)"; echo "memory.swap.max $(cat memory.swap.max)"; `+
-			`echo "pids.max $(cat pids.max)"; echo "cpu.max $(cat cpu.max)"; touch /etc/x && echo "root writes its image"; `+
+			`echo "pids.max $(cat pids.max)"; echo "cpu.max $(cat cpu.max)"; echo "io.weight $(cat io.weight)"; `+
+			`echo kept > /data/file && echo "volume written"; touch /etc/x && echo "root writes its image"; `+
 			`echo hi > /sys/x 2>/dev/null || echo "sys read-only"; `+
 			// The node runs from its initramfs: the container is held by a
 			// chroot (no pivot_root there), so it must not chroot, nor make
@@ -130,10 +138,11 @@ func run() error {
 	got := out.String()
 	fmt.Print(prefix(got))
 	for _, want := range []string{"uid 0", fmt.Sprintf("uidmap 0 %d %d", ids.Base, ids.Size), "pid1 sh", "memory.max 67108864",
-		"memory.swap.max 0", "pids.max 32", "cpu.max 50000 100000", "root writes its image", "sys read-only", "no chroot", "no user namespace", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+		"memory.swap.max 0", "pids.max 32", "cpu.max 50000 100000", "io.weight default 100", "volume written", "root writes its image", "sys read-only", "no chroot", "no user namespace", "NoNewPrivs:\t1", "Seccomp:\t2"} {
 		check(want, strings.Contains(got, want), "not in the container's output")
 	}
 	check("exit 0", ex.Code == 0, "%+v", ex)
+	check("volume file on the node", read(vol+"/file") == "kept", "%q", read(vol+"/file"))
 
 	s, out = spec("t1-web.oom.g1", 32<<20, "awk", `BEGIN { s = "xxxxxxxxxxxxxxxx"; while (1) s = s s }`)
 	ex, err = runOnce(ctx, r, s)

@@ -150,11 +150,15 @@ func Spec(c Config) (*specs.Spec, error) {
 		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &c.Pids}
 	}
 	if c.IOWeight > 0 {
-		// The OCI spec carries cgroup v1's blkio weight (10..1000), which
-		// libcontainer turns back into io.weight on cgroup v2. Left alone
-		// unless asked: it needs an io scheduler or io.cost that weighs.
-		w := uint16(10 + (uint32(c.IOWeight)-1)*990/9999)
-		s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+		// Left alone unless asked: it needs an io scheduler or io.cost
+		// that weighs.
+		if cgroup2() {
+			s.Linux.Resources.Unified = map[string]string{"io.weight": strconv.Itoa(int(c.IOWeight))}
+		} else {
+			// cgroup v1's blkio weight is 10..1000.
+			w := uint16(10 + (uint32(c.IOWeight)-1)*990/9999)
+			s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+		}
 	}
 	if err := devices(s, c.Devices); err != nil {
 		return nil, fmt.Errorf("container %s: %w", c.ID, err)
@@ -238,4 +242,11 @@ func devices(s *specs.Spec, paths []string) error {
 			specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "rwm"})
 	}
 	return nil
+}
+
+// cgroup2 says whether the node has the unified cgroup hierarchy (the node
+// has; a development machine may have cgroup v1).
+func cgroup2() bool {
+	var st unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }

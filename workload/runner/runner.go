@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -100,6 +101,17 @@ func New(o Options) (*Runtime, error) {
 		o: o, c: container.New(o.Helper, filepath.Join(o.Dir, "containers")), net: p,
 		specs: map[string]runtime.Spec{}, exits: map[string]runtime.Exit{}, pids: map[string]int{},
 	}, nil
+}
+
+// Open is New with the defaults, in the shape the workloads module takes
+// (workloads.NewRuntime): modules/workloads' Module(runner.Open).
+func Open(dir string, log *slog.Logger) (runtime.Runtime, error) {
+	r, err := New(Options{Dir: dir})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("container runtime", "helper", r.o.Helper, "dir", dir, "bridge", r.net.Gateway().String())
+	return r, nil
 }
 
 // uplink reads the management network's prefixes and resolvers from the
