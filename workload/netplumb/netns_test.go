@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -165,6 +166,23 @@ func fetch(ns netns.NsHandle, proto, addr string) (string, error) {
 	return "", err
 }
 
+// chainsOf returns the rules of each chain of an nft listing.
+func chainsOf(listing string) map[string][]string {
+	m := map[string][]string{}
+	chain := ""
+	for _, l := range strings.Split(listing, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "chain "):
+			chain = strings.Fields(l)[1]
+		case l == "}" || l == "" || strings.HasPrefix(l, "type ") || strings.HasPrefix(l, "table "):
+		case chain != "":
+			m[chain] = append(m[chain], l)
+		}
+	}
+	return m
+}
+
 // A node namespace between a LAN (whose router also resolves DNS and has
 // the cloud-metadata address) and the internet behind that router; two
 // deployments of two owners on the node. A workload reaches the internet
@@ -247,6 +265,27 @@ func TestWorkloadNetwork(t *testing.T) {
 	}
 	if rc, _ := os.ReadFile(alice.ResolvConf); string(rc) != "nameserver 10.249.0.1\n" {
 		t.Errorf("resolv.conf: %q", rc)
+	}
+
+	// nft(8) reads back from the kernel exactly the rules of the model,
+	// chain by chain, in order.
+	nft := testutil.RequireTool(t, "nft")
+	var listing []byte
+	if err := InNamespace(node, func() (err error) {
+		listing, err = exec.Command(nft, "list", "table", "inet", Table).CombinedOutput()
+		return err
+	}); err != nil {
+		t.Fatalf("nft list: %v\n%s", err, listing)
+	}
+	got := chainsOf(string(listing))
+	want := map[string][]string{}
+	for _, r := range Rules(p.State()) {
+		want[r.Chain] = append(want[r.Chain], r.String())
+	}
+	for _, c := range chains {
+		if strings.Join(got[c.Name], "\n") != strings.Join(want[c.Name], "\n") {
+			t.Errorf("chain %s in the kernel:\n%s\nwant:\n%s", c.Name, strings.Join(got[c.Name], "\n"), strings.Join(want[c.Name], "\n"))
+		}
 	}
 
 	gw := p.Gateway().String()

@@ -180,7 +180,7 @@ func (r Rule) String() string {
 		w = append(w, "ct status dnat")
 	}
 	if r.Verdict == "dnat" {
-		w = append(w, "dnat ip to "+r.DNAT.String())
+		w = append(w, "meta nfproto ipv4 dnat ip to "+r.DNAT.String())
 	} else {
 		w = append(w, r.Verdict)
 	}

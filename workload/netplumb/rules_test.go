@@ -59,8 +59,8 @@ func TestRuleSet(t *testing.T) {
 	}
 	// DNS goes to the node's IPv4 resolver only through the bridge
 	// address, and that exception precedes the LAN drop.
-	must("prerouting", `iifname "gn-wl0" ip daddr 10.249.0.1 udp dport 53 dnat ip to 192.168.1.1:53`)
-	must("prerouting", `iifname "gn-wl0" ip daddr 10.249.0.1 tcp dport 53 dnat ip to 192.168.1.1:53`)
+	must("prerouting", `iifname "gn-wl0" ip daddr 10.249.0.1 udp dport 53 meta nfproto ipv4 dnat ip to 192.168.1.1:53`)
+	must("prerouting", `iifname "gn-wl0" ip daddr 10.249.0.1 tcp dport 53 meta nfproto ipv4 dnat ip to 192.168.1.1:53`)
 	dns := must("forward", `iifname "gn-wl0" ip daddr 192.168.1.1 udp dport 53 ct status dnat accept`)
 	if lan := index(rules, "forward", `iifname "gn-wl0" ip daddr 192.168.0.0/16 drop`); dns > lan {
 		t.Error("the DNS exception comes after the LAN drop: DNS would be dropped")
@@ -72,8 +72,8 @@ func TestRuleSet(t *testing.T) {
 	// The node's services are closed to workloads.
 	must("input", `iifname "gn-wl0" drop`)
 	// Published ports, from the LAN and from the node itself.
-	must("prerouting", `fib daddr type local tcp dport 8080 dnat ip to 10.249.0.2:80`)
-	must("output", `fib daddr type local tcp dport 8080 dnat ip to 10.249.0.2:80`)
+	must("prerouting", `fib daddr type local tcp dport 8080 meta nfproto ipv4 dnat ip to 10.249.0.2:80`)
+	must("output", `fib daddr type local tcp dport 8080 meta nfproto ipv4 dnat ip to 10.249.0.2:80`)
 	must("forward", `oifname "gn-wl0" ct status dnat accept`)
 	must("postrouting", `oifname != "gn-wl0" ip saddr 10.249.0.0/16 masquerade`)
 	for _, c := range chains {
