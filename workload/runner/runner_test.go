@@ -46,12 +46,11 @@ func TestRuntimeContract(t *testing.T) {
 	defer node.Close()
 
 	dir := containertest.Dir(t)
-	cg := "/gridnode-test-runner"
+	cg := containertest.RunnerCgroup
 	r, err := New(Options{Dir: dir, Helper: helper, NoModules: true, Cgroup: cg, Node: node})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer removeCgroup(cg)
 	defer r.net.Teardown()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -144,13 +143,4 @@ func fetch(ns netns.NsHandle, addr string) (string, error) {
 		return err
 	})
 	return string(b), err
-}
-
-// removeCgroup removes the test's parent cgroup on v2 and on v1.
-func removeCgroup(p string) {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + p)
-	dirs = append(dirs, "/sys/fs/cgroup"+p)
-	for _, d := range dirs {
-		os.Remove(d)
-	}
 }

@@ -42,12 +42,25 @@ func Helper(t testing.TB) string {
 	return helper
 }
 
-// Cleanup removes the compiled helper; call it from TestMain.
+// Cleanup removes the compiled helper and the parent cgroups of the tests'
+// containers (on cgroup v2 and on every v1 hierarchy); call it from TestMain.
 func Cleanup() {
 	if helperDir != "" {
 		os.RemoveAll(helperDir)
 	}
+	for _, p := range []string{Cgroup, RunnerCgroup} {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + p)
+		for _, d := range append(dirs, "/sys/fs/cgroup"+p) {
+			os.Remove(d)
+		}
+	}
 }
+
+// Parent cgroups of the tests' containers.
+const (
+	Cgroup       = "/gridnode-test-workloads"
+	RunnerCgroup = "/gridnode-test-runner"
+)
 
 // Applets are the busybox commands the test layer links.
 var Applets = []string{"sh", "nc", "ps", "cat", "id", "sleep", "echo", "dd", "awk", "head", "ls",
@@ -106,6 +119,6 @@ func Config(id string, layer string, n uint32, args ...string) container.Config 
 		Layers: []string{layer},
 		CPUs:   1, MemoryBytes: 64 << 20, Pids: 64, DiskBytes: 32 << 20,
 		IDs:    container.Range{HostID: container.FirstHostID + n*container.RangeSize, Size: container.RangeSize},
-		Cgroup: "/gridnode-test-workloads",
+		Cgroup: Cgroup,
 	}
 }
