@@ -234,6 +234,9 @@ func TestWorkloadNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Teardown() })
+	// Whatever fails below, no namespace stays mounted (Detach is
+	// idempotent).
+	t.Cleanup(func() { p.Detach("alice-web"); p.Detach("bob-db") })
 	alice, err := p.Attach("alice-web")
 	if err != nil {
 		t.Fatal(err)

@@ -61,6 +61,9 @@ func TestRuntimeContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Whatever fails below, nothing stays mounted (both are idempotent).
+	defer r.DetachNetwork(ctx, "t1-web")
+	defer r.Delete(ctx, "t1-web.web.g1")
 	if err := r.Publish(ctx, "t1-web", []wlruntime.Port{{Node: 8080, Container: 80, Protocol: "tcp"}}); err != nil {
 		t.Fatal(err)
 	}
