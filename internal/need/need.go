@@ -42,6 +42,7 @@ var Packages = map[string]string{
 	"mkfs.ext4":          "e2fsprogs",
 	"e2fsck":             "e2fsprogs",
 	"dumpe2fs":           "e2fsprogs",
+	"debugfs":            "e2fsprogs",
 	"mtype":              "mtools",
 	"mdir":               "mtools",
 	"mcopy":              "mtools",

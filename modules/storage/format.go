@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 )
@@ -28,6 +29,12 @@ const inodeRatio = 65536
 // Format destroys what the disk holds: callers decide with Inspect and the
 // farmer's wipe list first.
 func Format(path string) (offset, size int64, err error) {
+	return format(path, func(s backend.Storage) backend.Storage { return zeroAware{s} })
+}
+
+// format is Format writing the file system through the disk that through
+// returns (tests compare zeroAware with the plain disk).
+func format(path string, through func(backend.Storage) backend.Storage) (offset, size int64, err error) {
 	d, err := diskfs.Open(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("opening %s: %w", path, err)
@@ -62,7 +69,7 @@ func Format(path string) (offset, size int64, err error) {
 	}
 	offset = partStart * sector
 	size = (end - partStart + 1) * sector
-	if _, err := ext4.Create(d.Backend, size, offset, sector, &ext4.Params{VolumeName: Label, InodeRatio: inodeRatio}); err != nil {
+	if _, err := ext4.Create(through(d.Backend), size, offset, sector, &ext4.Params{VolumeName: Label, InodeRatio: inodeRatio}); err != nil {
 		return 0, 0, fmt.Errorf("writing the ext4 file system on %s: %w", path, err)
 	}
 	// The file system went through the whole-disk device; flush it before
