@@ -66,6 +66,7 @@ func TestParseSoftdeps(t *testing.T) {
 		t.Errorf("got %+v", sd)
 	}
 }
+
 const aliasFile = `# Aliases extracted from modules themselves.
 alias virtio:d00000001v* virtio_net
 alias virtio:d00000002v* virtio_blk
