@@ -3,19 +3,14 @@ package simulate
 import (
 	"context"
 	"crypto/ed25519"
-	"io"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
-	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/grid/registrar"
-	"github.com/gridnode/gridnode/grid/registrar/store"
+	"github.com/gridnode/gridnode/grid/registrar/registrartest"
 	"github.com/gridnode/gridnode/internal/testutil"
 	"github.com/gridnode/gridnode/upgrade/doc"
 )
@@ -35,25 +30,13 @@ func TestFollowRollout(t *testing.T) {
 		poll   = 5 * time.Second
 	)
 	ctx := context.Background()
-	st, err := registrar.OpenStore(ctx, filepath.Join(t.TempDir(), "registrar.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	relKey, _ := doc.GenerateKey()
 	pub := doc.PublicKey(relKey.Public().(ed25519.PublicKey))
-	_, adminKey, _ := ed25519.GenerateKey(nil)
-	now := store.Stamp(time.Now())
-	adminTwin, err := st.CreateAccount(ctx, api.Account{PublicKey: api.PublicKey(adminKey.Public().(ed25519.PublicKey)), CreatedAt: now, UpdatedAt: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := registrar.New(registrar.Config{Store: st, AdminTwin: adminTwin, ReleaseKeys: []doc.PublicKey{pub},
-		ReportInterval: report, HaltShare: 0.1, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	hs := httptest.NewServer(srv)
-	defer func() { hs.Close(); srv.Close(); st.Close() }()
+	r := registrartest.Start(t, registrar.Config{ReleaseKeys: []doc.PublicKey{pub}, ReportInterval: report, HaltShare: 0.1})
+	admin := r.Admin
 
 	start := time.Now()
-	reg, err := Run(ctx, Config{Registrar: hs.URL, Nodes: nodes, Farms: farms, Concurrency: 64, AssumeNew: true, KeepIDs: true, KeepKeys: true,
+	reg, err := Run(ctx, Config{Registrar: r.URL, Nodes: nodes, Farms: farms, Concurrency: 64, AssumeNew: true, KeepIDs: true, KeepKeys: true,
 		Mode: Storm, Retries: 5})
 	if err != nil || reg.Registered != nodes {
 		t.Fatalf("registering %d nodes: %d registered, %v %v", nodes, reg.Registered, err, reg.Errors)
@@ -67,8 +50,6 @@ func TestFollowRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, _ := client.New(hs.URL, adminKey, client.Options{})
-	admin.SetTwin(adminTwin)
 	if err := admin.PutChannel(ctx, "stable", d); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +62,7 @@ func TestFollowRollout(t *testing.T) {
 	defer stopFollowing()
 	done := make(chan *Result, 1)
 	go func() {
-		res, err := Run(followCtx, Config{Registrar: hs.URL, Nodes: nodes, Farms: farms, Concurrency: 64, Known: reg.IDs, Mode: Follow,
+		res, err := Run(followCtx, Config{Registrar: r.URL, Nodes: nodes, Farms: farms, Concurrency: 64, Known: reg.IDs, Mode: Follow,
 			Duration: 5 * time.Minute, UptimeInterval: report, Retries: 5,
 			FollowChannel: &FollowConfig{Channel: "stable", Keys: []doc.PublicKey{pub}, From: "1.0", Poll: poll, StopShare: 0.2,
 				OnUpgrade: func(u Upgrade) {

@@ -5,21 +5,18 @@ import (
 	"crypto/ed25519"
 	"io"
 	"log"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/gridnode/gridnode/build/release"
-	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/farm"
 	"github.com/gridnode/gridnode/grid/registrar"
-	"github.com/gridnode/gridnode/grid/registrar/store"
+	"github.com/gridnode/gridnode/grid/registrar/registrartest"
 	"github.com/gridnode/gridnode/upgrade/doc"
 )
 
@@ -53,25 +50,13 @@ func TestChannelCommands(t *testing.T) {
 
 	// The registrar, its admin twin the admin key's, trusting the release key.
 	adminKey := filepath.Join(dir, "admin.key")
-	_, admin, _ := ed25519.GenerateKey(nil)
-	farm.SaveKey(adminKey, admin, false)
-	st, err := registrar.OpenStore(context.Background(), filepath.Join(dir, "registrar.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := store.Stamp(time.Now())
-	adminTwin, err := st.CreateAccount(context.Background(), api.Account{PublicKey: api.PublicKey(admin.Public().(ed25519.PublicKey)), CreatedAt: now, UpdatedAt: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := registrar.New(registrar.Config{Store: st, AdminTwin: adminTwin, ReleaseKeys: []doc.PublicKey{mustKey(t, pub)},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	reg := httptest.NewServer(srv)
-	defer func() { reg.Close(); srv.Close(); st.Close() }()
+	r := registrartest.Start(t, registrar.Config{ReleaseKeys: []doc.PublicKey{mustKey(t, pub)}})
+	farm.SaveKey(adminKey, r.AdminKey, false)
+	st := r.Store
 
 	run := func(args ...string) string {
 		t.Helper()
-		out, errOut, code := farmRun(t, "", append(args[:1:1], append([]string{"--registrar", reg.URL, "--channel", "beta"}, args[1:]...)...)...)
+		out, errOut, code := farmRun(t, "", append(args[:1:1], append([]string{"--registrar", r.URL, "--channel", "beta"}, args[1:]...)...)...)
 		if code != 0 {
 			t.Fatalf("gridnode channel %s: %d\n%s%s", strings.Join(args, " "), code, out, errOut)
 		}
@@ -119,7 +104,7 @@ func TestChannelCommands(t *testing.T) {
 	// is stored.
 	otherKey := filepath.Join(dir, "other.key")
 	farmRun(t, "", "release", "keygen", "-o", otherKey)
-	_, errOut, code = farmRun(t, "", "channel", "publish", "--registrar", reg.URL, "--channel", "edge",
+	_, errOut, code = farmRun(t, "", "channel", "publish", "--registrar", r.URL, "--channel", "edge",
 		"--release", repo+"@"+digest, "--key", otherKey, "--admin-key", adminKey)
 	if _, err := st.Channel(context.Background(), "edge"); code == 0 || !strings.Contains(errOut, "no trusted release key") || err == nil {
 		t.Fatalf("publishing a release signed by another key: %d %s", code, errOut)
@@ -128,9 +113,9 @@ func TestChannelCommands(t *testing.T) {
 	otherAdmin := filepath.Join(dir, "farmer.key")
 	_, k2, _ := ed25519.GenerateKey(nil)
 	farm.SaveKey(otherAdmin, k2, false)
-	st.CreateAccount(context.Background(), api.Account{PublicKey: api.PublicKey(k2.Public().(ed25519.PublicKey)), CreatedAt: now, UpdatedAt: now})
+	r.Account(t, k2.Public().(ed25519.PublicKey))
 	for _, args := range [][]string{append(publish, "--admin-key", otherAdmin), {"pause", "--admin-key", otherAdmin}} {
-		_, errOut, code = farmRun(t, "", append([]string{"channel", "--registrar", reg.URL, "--channel", "beta"}, args...)...)
+		_, errOut, code = farmRun(t, "", append([]string{"channel", "--registrar", r.URL, "--channel", "beta"}, args...)...)
 		if code == 0 || !strings.Contains(errOut, "403 only the admin twin") {
 			t.Fatalf("channel %s as another twin: %d %s", args[0], code, errOut)
 		}
