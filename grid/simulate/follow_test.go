@@ -27,7 +27,7 @@ func TestFollowRollout(t *testing.T) {
 		nodes  = 10_000
 		farms  = 20
 		report = 10 * time.Second // the nodes' uptime interval
-		poll   = 5 * time.Second
+		poll   = 10 * time.Second
 	)
 	ctx := context.Background()
 	relKey, _ := doc.GenerateKey()
