@@ -291,6 +291,10 @@ func (f *follower) poll(ctx context.Context, k int, due time.Time) {
 	}
 	ans := f.answer(a)
 	if ans == nil {
+		// A 304 for a document no longer kept here: ask for it whole next time.
+		f.mu.Lock()
+		f.etag[k] = ""
+		f.mu.Unlock()
 		return
 	}
 	now := time.Now()
