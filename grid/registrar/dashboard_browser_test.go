@@ -98,10 +98,9 @@ func TestDashboardBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// How fast it loads is the registrar bench's to measure (BENCHMARKS.md,
+	// dashboard at N nodes), not a timed assertion's on a loaded machine.
 	t.Logf("dashboard with %d nodes loaded in %v", total, loaded)
-	if loaded > time.Second {
-		t.Errorf("dashboard took %v to load, want under 1 s", loaded)
-	}
 	check := func(name, got string, want int) {
 		if n, err := strconv.Atoi(got); err != nil || n != want {
 			t.Errorf("dashboard shows %s %q, API says %d", name, got, want)
