@@ -62,3 +62,19 @@ func SchemaV2(pk, with string) string {
 	ALTER TABLE nodes DROP COLUMN last_seen;
 	ALTER TABLE nodes DROP COLUMN uptime;`
 }
+
+// SchemaV3Nonces is the nonce table of strict-mode requests (issue 14):
+// kept in the database, so that every replica on it, and a registrar after
+// a restart, refuses a request replayed within its validity. A row is kept
+// until keep_until, then deleted (Store.ForgetNonces): the table holds the
+// last few minutes of strict requests, never more. with ends the CREATE
+// TABLE (SQLite: WITHOUT ROWID, the key being all it is read by).
+func SchemaV3Nonces(with string) string {
+	return `CREATE TABLE nonces (
+		twin_id BIGINT NOT NULL,
+		nonce TEXT NOT NULL,
+		keep_until BIGINT NOT NULL,
+		PRIMARY KEY (twin_id, nonce)
+	)` + with + `;
+	CREATE INDEX nonces_keep_until ON nonces (keep_until);`
+}
