@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
@@ -70,8 +69,7 @@ func (s *Server) verifyPlain(w http.ResponseWriter, r *http.Request, hint *owner
 		fail(w, http.StatusBadRequest, "malformed X-Auth header: want <challenge_b64>:<signature_b64>, challenge \"<unix_timestamp>:<twin_id>\"")
 		return 0, false
 	}
-	age := s.now().Sub(time.Unix(ts, 0))
-	if age > api.ChallengeMaxAge || age < -api.ChallengeMaxAge {
+	if api.Expired(ts, s.now()) {
 		fail(w, http.StatusUnauthorized, "Expired challenge")
 		return 0, false
 	}
@@ -116,7 +114,7 @@ func (s *Server) verifyStrict(w http.ResponseWriter, r *http.Request, body []byt
 		return 0, false
 	}
 	now := s.now()
-	if age := now.Sub(time.Unix(sg.Timestamp, 0)); age > api.ChallengeMaxAge || age < -api.ChallengeMaxAge {
+	if api.Expired(sg.Timestamp, now) {
 		fail(w, http.StatusUnauthorized, "Expired challenge")
 		return 0, false
 	}
