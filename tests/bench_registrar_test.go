@@ -66,7 +66,7 @@ type regBench struct {
 	storm             *simulate.Result
 	paced, closed     *simulate.Result
 	single            *simulate.Result // closed loop, one report at a time
-	mem               []regMemPoint // at checkpoints, then after the uptime phases
+	mem               []regMemPoint    // at checkpoints, then after the uptime phases
 	dbBytes           int64
 	stopTime          time.Duration
 	err               error
