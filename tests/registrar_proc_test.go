@@ -54,6 +54,9 @@ var regServingAddr = regexp.MustCompile(`registrar serving.* addr=(\S+)`)
 func startRegistrar(t *testing.T, bin, db string, args ...string) *registrarProc {
 	p := &registrarProc{done: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"registrar", "--listen", "127.0.0.1:0", "--db", db, "--log-level", "info"}, args...)...)
+	// Dies with the test, should the test itself be killed (a timeout):
+	// a registrar left behind holds its port and its database.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
