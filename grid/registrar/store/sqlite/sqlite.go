@@ -127,11 +127,7 @@ func OpenSync(ctx context.Context, path, sync string) (*sqldb.DB, error) {
 	default:
 		return nil, fmt.Errorf("sqlite synchronous %q: want full (no acknowledged write lost on a power cut) or normal", sync)
 	}
-	dsn := func(extra string) string {
-		return "file:" + (&url.URL{Path: path}).EscapedPath() +
-			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")" +
-			"&_pragma=foreign_keys(1)" + extra
-	}
+	dsn := func(extra string) string { return dsn(path, sync, extra) }
 	// The writer keeps a 32 MiB page cache: its pages stay valid from one
 	// transaction to the next, as no other connection writes. A reader's
 	// cache is dropped whenever the database changed since its last read
@@ -170,4 +166,12 @@ func OpenSync(ctx context.Context, path, sync string) (*sqldb.DB, error) {
 		return nil, fmt.Errorf("opening sqlite database %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// dsn is how every connection to the database at path is opened: WAL,
+// synchronous sync, foreign keys on, and the pragmas of extra.
+func dsn(path, sync, extra string) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")" +
+		"&_pragma=foreign_keys(1)" + extra
 }
