@@ -42,6 +42,10 @@ type Dialect struct {
 	// commits: SQLite rebuilds a table that others reference by copying
 	// it, which its foreign keys refuse while they are on.
 	ForeignKeysOff, ForeignKeysOn, ForeignKeyCheck string
+	// Migrated, if set, runs in each migration's transaction after its
+	// SQL: what SQL alone cannot do (SQLite: rebuild a table as it is,
+	// with whatever columns it has on this database).
+	Migrated func(ctx context.Context, tx *sql.Tx, version int) error
 	// IsUnique tells a unique-constraint violation.
 	IsUnique func(error) bool
 	// Transient tells a failure worth trying the same transaction again
@@ -205,6 +209,11 @@ func (db *DB) migrate(ctx context.Context) (err error) {
 			}
 			if _, err := tx.ExecContext(ctx, m); err != nil {
 				return err
+			}
+			if db.d.Migrated != nil {
+				if err := db.d.Migrated(ctx, tx, version); err != nil {
+					return err
+				}
 			}
 			if err := db.foreignKeyCheck(ctx, tx); err != nil {
 				return err

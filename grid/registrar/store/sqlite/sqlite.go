@@ -23,65 +23,79 @@ import (
 var Migrations = []string{
 	sqldb.SchemaV1("INTEGER PRIMARY KEY"),
 	sqldb.SchemaV2("INTEGER PRIMARY KEY", ""),
-	sqldb.SchemaV3Nonces(" WITHOUT ROWID") + autoincrement,
+	sqldb.SchemaV3Nonces(" WITHOUT ROWID"), // and migrated: accounts, farms and nodes with AUTOINCREMENT
 }
 
-// autoincrement rebuilds the tables with generated ids so that an id is
-// never handed out twice. An INTEGER PRIMARY KEY without AUTOINCREMENT is
-// one more than the largest id in the table, so once the newest rows are
-// gone (an operator's DELETE; a power cut, with synchronous=NORMAL) their
-// ids went to the next account, farm or node, while the grid still knew
-// them as someone else's. AUTOINCREMENT keeps the largest id ever given in
-// sqlite_sequence, in the same transaction as the row. SQLite cannot add it
-// to a table, so each is copied into a new one (its ids kept, and with them
-// sqlite_sequence's start), dropped and replaced, with foreign keys off
-// (Dialect.ForeignKeysOff) and checked before the commit.
-const autoincrement = `
-	CREATE TABLE accounts_v3 (
-		twin_id INTEGER PRIMARY KEY AUTOINCREMENT,
-		public_key TEXT NOT NULL UNIQUE,
-		relays TEXT NOT NULL,
-		rmb_enc_key TEXT NOT NULL,
-		created_at BIGINT NOT NULL,
-		updated_at BIGINT NOT NULL
-	);
-	INSERT INTO accounts_v3 (twin_id, public_key, relays, rmb_enc_key, created_at, updated_at)
-		SELECT twin_id, public_key, relays, rmb_enc_key, created_at, updated_at FROM accounts;
-	DROP TABLE accounts;
-	ALTER TABLE accounts_v3 RENAME TO accounts;
-	CREATE TABLE farms_v3 (
-		farm_id INTEGER PRIMARY KEY AUTOINCREMENT,
-		farm_name TEXT NOT NULL UNIQUE,
-		twin_id BIGINT NOT NULL REFERENCES accounts (twin_id),
-		stellar_address TEXT NOT NULL,
-		dedicated BOOLEAN NOT NULL,
-		created_at BIGINT NOT NULL,
-		updated_at BIGINT NOT NULL
-	);
-	INSERT INTO farms_v3 (farm_id, farm_name, twin_id, stellar_address, dedicated, created_at, updated_at)
-		SELECT farm_id, farm_name, twin_id, stellar_address, dedicated, created_at, updated_at FROM farms;
-	DROP TABLE farms;
-	ALTER TABLE farms_v3 RENAME TO farms;
-	CREATE INDEX farms_twin_id ON farms (twin_id);
-	CREATE TABLE nodes_v3 (
-		node_id INTEGER PRIMARY KEY AUTOINCREMENT,
-		farm_id BIGINT NOT NULL REFERENCES farms (farm_id),
-		twin_id BIGINT NOT NULL UNIQUE REFERENCES accounts (twin_id),
-		country TEXT NOT NULL, city TEXT NOT NULL, longitude TEXT NOT NULL, latitude TEXT NOT NULL,
-		hru BIGINT NOT NULL, sru BIGINT NOT NULL, cru BIGINT NOT NULL, mru BIGINT NOT NULL,
-		interfaces TEXT NOT NULL,
-		secure_boot BOOLEAN NOT NULL,
-		virtualized BOOLEAN NOT NULL,
-		serial_number TEXT NOT NULL,
-		approved BOOLEAN NOT NULL,
-		created_at BIGINT NOT NULL,
-		updated_at BIGINT NOT NULL
-	);
-	INSERT INTO nodes_v3 (node_id, farm_id, twin_id, country, city, longitude, latitude, hru, sru, cru, mru, interfaces, secure_boot, virtualized, serial_number, approved, created_at, updated_at)
-		SELECT node_id, farm_id, twin_id, country, city, longitude, latitude, hru, sru, cru, mru, interfaces, secure_boot, virtualized, serial_number, approved, created_at, updated_at FROM nodes;
-	DROP TABLE nodes;
-	ALTER TABLE nodes_v3 RENAME TO nodes;
-	CREATE INDEX nodes_farm_id ON nodes (farm_id);`
+// migrated does what SQL alone cannot in a migration's transaction:
+// version 3 gives the tables' generated ids AUTOINCREMENT, so that an id is
+// never handed out twice. An INTEGER PRIMARY KEY alone is one more than the
+// largest id in the table, so once the newest rows are gone (an operator's
+// DELETE; a power cut, with synchronous=NORMAL) their ids went to the next
+// account, farm or node while the grid still knew them as someone else's.
+// AUTOINCREMENT keeps the largest id ever given in sqlite_sequence, in the
+// same transaction as the row.
+func migrated(ctx context.Context, tx *sql.Tx, version int) error {
+	if version != 3 {
+		return nil
+	}
+	for _, t := range []struct{ table, pk string }{{"accounts", "twin_id"}, {"farms", "farm_id"}, {"nodes", "node_id"}} {
+		if err := autoincrement(ctx, tx, t.table, t.pk); err != nil {
+			return fmt.Errorf("giving %s.%s AUTOINCREMENT: %w", t.table, t.pk, err)
+		}
+	}
+	return nil
+}
+
+// autoincrement rebuilds table with AUTOINCREMENT on its key pk. SQLite
+// cannot add it to a table, so the table is copied, as it is (its
+// statement is read from sqlite_schema: whatever columns later versions
+// added come along, on a database that got them first), into a new one with
+// its ids (which start sqlite_sequence), dropped and replaced, and its
+// indexes made again. Foreign keys are off meanwhile (Dialect.ForeignKeysOff)
+// and checked before the commit.
+func autoincrement(ctx context.Context, tx *sql.Tx, table, pk string) error {
+	var ddl string
+	if err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = $1`, table).Scan(&ddl); err != nil {
+		return err
+	}
+	if strings.Contains(ddl, "AUTOINCREMENT") {
+		return nil
+	}
+	key := pk + " INTEGER PRIMARY KEY"
+	_, rest, ok := strings.Cut(ddl, "(")
+	if !ok || strings.Count(rest, key) != 1 {
+		return fmt.Errorf("unexpected schema %q: want one %q", ddl, key)
+	}
+	tmp := table + "_v3"
+	rows, err := tx.QueryContext(ctx, `SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL`, table)
+	if err != nil {
+		return err
+	}
+	var indexes []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return err
+		}
+		indexes = append(indexes, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, q := range append([]string{
+		`CREATE TABLE ` + tmp + ` (` + strings.Replace(rest, key, key+" AUTOINCREMENT", 1),
+		`INSERT INTO ` + tmp + ` SELECT * FROM ` + table,
+		`DROP TABLE ` + table,
+		`ALTER TABLE ` + tmp + ` RENAME TO ` + table,
+	}, indexes...) {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
 
 // Dialect is SQLite's part of the shared SQL store.
 var Dialect = sqldb.Dialect{
@@ -90,6 +104,7 @@ var Dialect = sqldb.Dialect{
 	ForeignKeysOff:  `PRAGMA foreign_keys = OFF`,
 	ForeignKeysOn:   `PRAGMA foreign_keys = ON`,
 	ForeignKeyCheck: `PRAGMA foreign_key_check`,
+	Migrated:        migrated,
 	IsUnique: func(err error) bool {
 		var e *sqlite.Error
 		return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
