@@ -24,8 +24,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -43,18 +41,6 @@ import (
 
 // Target of issue 13: polls a second on these 2 cores.
 const chanTargetPolls = 5000.0
-
-// gridnodeBinary builds ./cmd/gridnode into the test's temporary folder.
-func gridnodeBinary(t *testing.T) string {
-	bin := filepath.Join(t.TempDir(), "gridnode")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/gridnode")
-	build.Dir = root
-	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/gridnode: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // chanPhase is what one phase of load measured.
 type chanPhase struct {
@@ -107,7 +93,7 @@ func chanLoad(t *testing.T, pid int, name string, conc, total int, do func(ctx c
 func TestBenchChannels(t *testing.T) {
 	polls := regEnvInt(t, "GRIDNODE_BENCH_POLLS", 1_000_000)
 	conc := regEnvInt(t, "GRIDNODE_BENCH_POLL_CONC", 64)
-	bin := gridnodeBinary(t)
+	bin := buildGridnode(t)
 	relKey, _ := doc.GenerateKey()
 	pub := doc.PublicKey(relKey.Public().(ed25519.PublicKey))
 	// A fresh database's first account is twin 1: the admin.

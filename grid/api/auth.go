@@ -36,6 +36,13 @@ func Challenge(ts int64, twin uint64) []byte {
 	return []byte(fmt.Sprintf("%d:%d", ts, twin))
 }
 
+// Expired says whether a challenge signed at unix time ts is outside the
+// ChallengeMaxAge a server accepts either side of its clock now.
+func Expired(ts int64, now time.Time) bool {
+	age := now.Sub(time.Unix(ts, 0))
+	return age > ChallengeMaxAge || age < -ChallengeMaxAge
+}
+
 // AuthHeader returns the X-Auth value "<challenge_b64>:<signature_b64>".
 func AuthHeader(key ed25519.PrivateKey, twin uint64, now time.Time) string {
 	c := Challenge(now.Unix(), twin)

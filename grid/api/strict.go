@@ -37,9 +37,16 @@ func StrictMessage(ts int64, twin uint64, nonceB64, method, requestURI string, b
 // StrictAuthHeaders returns the X-Auth and X-Auth-Strict values of a request
 // in strict mode. nonce should be 16 or more random bytes, never reused.
 func StrictAuthHeaders(key ed25519.PrivateKey, twin uint64, now time.Time, nonce []byte, method, requestURI string, body []byte) (xauth, strict string) {
+	return AuthHeader(key, twin, now), StrictHeader(key, twin, now.Unix(), nonce, method, requestURI, body)
+}
+
+// StrictHeader is the X-Auth-Strict value alone, for a request whose X-Auth
+// was signed at unix time ts (a client that signs X-Auth once a second and
+// reuses it signs only this per request).
+func StrictHeader(key ed25519.PrivateKey, twin uint64, ts int64, nonce []byte, method, requestURI string, body []byte) string {
 	n64 := base64.StdEncoding.EncodeToString(nonce)
-	sig := ed25519.Sign(key, StrictMessage(now.Unix(), twin, n64, method, requestURI, body))
-	return AuthHeader(key, twin, now), n64 + ":" + base64.StdEncoding.EncodeToString(sig)
+	sig := ed25519.Sign(key, StrictMessage(ts, twin, n64, method, requestURI, body))
+	return n64 + ":" + base64.StdEncoding.EncodeToString(sig)
 }
 
 // ErrMalformedStrict is returned by ParseStrictHeader for a value not of the form.

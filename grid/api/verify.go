@@ -63,7 +63,7 @@ func ParseSigned(h http.Header) (Signed, error) {
 // that key made both signatures, the strict one over this method, request
 // URI (path and raw query, as received) and body.
 func (s Signed) Verify(key ed25519.PublicKey, method, requestURI string, body []byte, now time.Time) error {
-	if age := now.Sub(time.Unix(s.Timestamp, 0)); age > ChallengeMaxAge || age < -ChallengeMaxAge {
+	if Expired(s.Timestamp, now) {
 		return ErrExpired
 	}
 	if len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, s.challenge, s.sig) {

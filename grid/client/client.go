@@ -8,12 +8,21 @@
 // offset to the server's clock, learned from every answer's Date header and
 // from the server_time of a "timestamp outside acceptable window" error, and
 // signs with the corrected time.
+//
+// The project's registrar names the extensions it speaks on every answer
+// (api.HeaderExtensions); the client reads them from each answer and uses
+// them without being told: when the registrar requires strict signatures
+// (strict-auth) every signed request carries X-Auth-Strict too, over its
+// method, path, body and a fresh nonce, and list walks page by key (after).
+// A registrar that names none (the reference) gets the reference API: plain
+// X-Auth, page and size.
 package client
 
 import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -53,6 +62,25 @@ type Client struct {
 	// auth is the last X-Auth made: its challenge covers a second, so
 	// requests within that second reuse it instead of signing again.
 	auth atomic.Pointer[signedAuth]
+	// ext is what the registrar's last answer said it speaks, shared by
+	// the clients WithKey makes.
+	ext *extensions
+}
+
+// extensions holds the value of the registrar's last api.HeaderExtensions.
+type extensions struct{ v atomic.Pointer[http.Header] }
+
+func (e *extensions) observe(resp *http.Response) {
+	if resp.StatusCode >= 500 {
+		return // a proxy's answer, maybe, not the registrar's
+	}
+	h := http.Header{api.HeaderExtensions: resp.Header.Values(api.HeaderExtensions)}
+	e.v.Store(&h)
+}
+
+func (e *extensions) has(ext string) bool {
+	h := e.v.Load()
+	return h != nil && api.HasExtension(*h, ext)
 }
 
 type signedAuth struct {
@@ -61,16 +89,36 @@ type signedAuth struct {
 	header string
 }
 
-// authHeader is the X-Auth value for twin now, made once a second.
-func (c *Client) authHeader(twin uint64) string {
+// authHeader is the X-Auth value for twin now, made once a second, and the
+// unix time it was signed for.
+func (c *Client) authHeader(twin uint64) (string, int64) {
 	now := c.clock.Now()
 	if a := c.auth.Load(); a != nil && a.ts == now.Unix() && a.twin == twin {
-		return a.header
+		return a.header, a.ts
 	}
 	h := api.AuthHeader(c.key, twin, now)
 	c.auth.Store(&signedAuth{ts: now.Unix(), twin: twin, header: h})
-	return h
+	return h, now.Unix()
 }
+
+// sign sets the X-Auth of req, and X-Auth-Strict when strict, for twin.
+func (c *Client) sign(req *http.Request, twin uint64, body []byte, strict bool) error {
+	xa, ts := c.authHeader(twin)
+	req.Header.Set(api.HeaderAuth, xa)
+	if !strict {
+		return nil
+	}
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return fmt.Errorf("registrar %s %s: a nonce: %w", req.Method, req.URL.Path, err)
+	}
+	req.Header.Set(api.HeaderAuthStrict, api.StrictHeader(c.key, twin, ts, nonce, req.Method, req.URL.RequestURI(), body))
+	return nil
+}
+
+// Extension says whether the registrar's last answer named ext (one of
+// api.ExtStrictAuth, api.ExtAfter) among the extensions it speaks.
+func (c *Client) Extension(ext string) bool { return c.ext.has(ext) }
 
 var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
 
@@ -85,7 +133,7 @@ func New(baseURL string, key ed25519.PrivateKey, opts Options) (*Client, error) 
 	base := strings.TrimRight(u.String(), "/")
 	// Accept a URL that already names the API prefix, as farmers paste it.
 	base = strings.TrimSuffix(base, api.Prefix)
-	c := &Client{base: base + api.Prefix, key: key, hc: opts.HTTPClient, clock: opts.Clock, ua: opts.UserAgent}
+	c := &Client{base: base + api.Prefix, key: key, hc: opts.HTTPClient, clock: opts.Clock, ua: opts.UserAgent, ext: &extensions{}}
 	if c.hc == nil {
 		c.hc = defaultHTTP
 	}
@@ -105,7 +153,7 @@ func New(baseURL string, key ed25519.PrivateKey, opts Options) (*Client, error) 
 // signs with another key, and has no twin yet. It is cheap: the simulator
 // makes one per virtual node.
 func (c *Client) WithKey(key ed25519.PrivateKey) *Client {
-	n := &Client{base: c.base, key: key, hc: c.hc, clock: c.clock, ua: c.ua}
+	n := &Client{base: c.base, key: key, hc: c.hc, clock: c.clock, ua: c.ua, ext: c.ext}
 	if key != nil {
 		n.pub = api.PublicKey(key.Public().(ed25519.PublicKey))
 	}
@@ -193,44 +241,64 @@ var ErrNoNode = &Error{Method: http.MethodGet, Path: "/nodes", Status: http.Stat
 const windowError = "timestamp outside acceptable window"
 
 // do sends one request. in, when not nil, is sent as JSON; out, when not nil,
-// receives the JSON answer. auth signs the request with X-Auth for twin.
+// receives the JSON answer. auth signs the request for the client's twin:
+// with X-Auth, and X-Auth-Strict when the registrar requires it (an answer
+// said so). A request refused 401 by a registrar that says, in that very
+// answer, that it requires strict signatures is signed strictly and sent
+// once more.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any, auth bool) error {
-	var body io.Reader
+	var body []byte
 	if raw, ok := in.(rawBody); ok {
-		body = bytes.NewReader(raw) // sent as it is (a signed document)
+		body = raw // sent as it is (a signed document)
 	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("registrar %s %s: encoding request: %w", method, path, err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return fmt.Errorf("registrar %s %s: %w", method, path, err)
-	}
-	req.Header.Set("User-Agent", c.ua)
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	var twin uint64
 	if auth {
-		twin := c.twin.Load()
+		twin = c.twin.Load()
 		if c.key == nil || twin == 0 {
 			return fmt.Errorf("registrar %s %s: no account to sign with (call EnsureAccount first)", method, path)
 		}
-		req.Header.Set(api.HeaderAuth, c.authHeader(twin))
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	strict := auth && c.ext.has(api.ExtStrictAuth)
+	var resp *http.Response
+	for {
+		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("registrar %s %s: %w", method, path, err)
 		}
-		return &NetError{Base: strings.TrimSuffix(c.base, api.Prefix), Method: method, Path: path, Err: err}
+		req.Header.Set("User-Agent", c.ua)
+		req.Header.Set("Accept", "application/json")
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if auth {
+			if err := c.sign(req, twin, body, strict); err != nil {
+				return err
+			}
+		}
+		resp, err = c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &NetError{Base: strings.TrimSuffix(c.base, api.Prefix), Method: method, Path: path, Err: err}
+		}
+		c.ext.observe(resp)
+		if !auth || strict || resp.StatusCode != http.StatusUnauthorized || !c.ext.has(api.ExtStrictAuth) {
+			break
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		strict = true
 	}
 	defer resp.Body.Close()
 	c.clock.observeDate(resp.Header.Get("Date"))
@@ -345,6 +413,9 @@ type FarmFilter struct {
 	FarmID     uint64
 	TwinID     uint64
 	Page, Size int
+	// After asks for the farms after this id (the extension api.ExtAfter:
+	// a registrar without it ignores it and answers the first page).
+	After uint64
 }
 
 // Farms lists farms.
@@ -357,6 +428,7 @@ func (c *Client) Farms(ctx context.Context, f FarmFilter) ([]api.Farm, error) {
 	setUint(q, "twin_id", f.TwinID)
 	setInt(q, "page", f.Page)
 	setInt(q, "size", f.Size)
+	setUint(q, "after", f.After)
 	var farms []api.Farm
 	err := c.do(ctx, http.MethodGet, "/farms", q, nil, &farms, false)
 	return farms, err
@@ -377,6 +449,8 @@ type NodeFilter struct {
 	// LastSeen selects nodes seen within that many minutes.
 	LastSeen   int
 	Page, Size int
+	// After asks for the nodes after this id (api.ExtAfter, as FarmFilter's).
+	After uint64
 }
 
 // Nodes lists nodes.
@@ -391,6 +465,7 @@ func (c *Client) Nodes(ctx context.Context, f NodeFilter) ([]api.Node, error) {
 	setInt(q, "last_seen", f.LastSeen)
 	setInt(q, "page", f.Page)
 	setInt(q, "size", f.Size)
+	setUint(q, "after", f.After)
 	var nodes []api.Node
 	err := c.do(ctx, http.MethodGet, "/nodes", q, nil, &nodes, false)
 	return nodes, err

@@ -18,8 +18,9 @@ import (
 // loopback.
 func startReal(t *testing.T) string { return startRealWith(t, registrar.Config{}) }
 
-// startRealWith is startReal with cfg (its Store and Log are set here).
-func startRealWith(t *testing.T, cfg registrar.Config) string {
+// startRealWith is startReal with cfg (its Store and Log are set here),
+// its handler wrapped by the wraps given.
+func startRealWith(t *testing.T, cfg registrar.Config, wraps ...func(http.Handler) http.Handler) string {
 	t.Helper()
 	ctx := context.Background()
 	st, err := registrar.OpenStore(ctx, filepath.Join(t.TempDir(), "registrar.db"))
@@ -28,7 +29,11 @@ func startRealWith(t *testing.T, cfg registrar.Config) string {
 	}
 	cfg.Store, cfg.Log = st, slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := registrar.New(cfg)
-	hs := httptest.NewServer(srv)
+	var h http.Handler = srv
+	for _, w := range wraps {
+		h = w(h)
+	}
+	hs := httptest.NewServer(h)
 	t.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
 	return hs.URL
 }

@@ -167,14 +167,30 @@ func MyFarms(ctx context.Context, c *client.Client) ([]api.Farm, error) {
 	if err != nil {
 		return nil, err
 	}
-	var all []api.Farm
+	return walk(c, func(page int, after uint64) ([]api.Farm, error) {
+		return c.Farms(ctx, client.FarmFilter{TwinID: a.TwinID, Page: page, After: after, Size: pageSize})
+	}, func(f api.Farm) uint64 { return f.FarmID })
+}
+
+const pageSize = 100
+
+// walk lists every record, a page of pageSize at a time, until a short
+// page: after the last id (keyset: every page costs the registrar the
+// same) when the registrar speaks api.ExtAfter — which its first answer
+// says —, by page number otherwise (the reference registrar).
+func walk[T any](c *client.Client, list func(page int, after uint64) ([]T, error), id func(T) uint64) ([]T, error) {
+	var all []T
 	for page := 1; ; page++ {
-		farms, err := c.Farms(ctx, client.FarmFilter{TwinID: a.TwinID, Page: page, Size: 100})
-		if err != nil {
-			return nil, err
+		p, after := page, uint64(0)
+		if page > 1 && c.Extension(api.ExtAfter) {
+			p, after = 0, id(all[len(all)-1])
 		}
-		all = append(all, farms...)
-		if len(farms) < 100 {
+		got, err := list(p, after)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, got...)
+		if len(got) < pageSize {
 			return all, nil
 		}
 	}
@@ -184,19 +200,13 @@ func MyFarms(ctx context.Context, c *client.Client) ([]api.Farm, error) {
 func Nodes(ctx context.Context, c *client.Client, farms ...uint64) ([]api.Node, error) {
 	var all []api.Node
 	for _, f := range farms {
-		for page := 1; ; page++ {
-			nodes, err := c.Nodes(ctx, client.NodeFilter{FarmID: f, Page: page, Size: 100})
-			if client.IsNotFound(err) {
-				break // some registrars answer an empty list with 404
-			}
-			if err != nil {
-				return nil, err
-			}
-			all = append(all, nodes...)
-			if len(nodes) < 100 {
-				break
-			}
+		nodes, err := walk(c, func(page int, after uint64) ([]api.Node, error) {
+			return c.Nodes(ctx, client.NodeFilter{FarmID: f, Page: page, After: after, Size: pageSize})
+		}, func(n api.Node) uint64 { return n.NodeID })
+		if err != nil && !client.IsNotFound(err) { // some registrars answer an empty list with 404
+			return nil, err
 		}
+		all = append(all, nodes...)
 	}
 	slices.SortFunc(all, func(a, b api.Node) int { return cmp.Compare(a.NodeID, b.NodeID) })
 	return all, nil

@@ -26,9 +26,15 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadRequest, api.Error{Error: "timestamp outside acceptable window", ServerTime: now.Unix()})
 		return
 	}
-	key, err := base64.StdEncoding.DecodeString(req.PublicKey)
-	if err != nil || len(key) != ed25519.PublicKeySize {
-		fail(w, http.StatusBadRequest, "invalid public_key: want standard base64 of a 32-byte ed25519 key")
+	// One key, one spelling: keys are stored and compared as PublicKey
+	// writes them, and another spelling of the same bytes is refused.
+	key, err := api.ParsePublicKey(req.PublicKey)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := req.Check(); err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	sig, err := base64.StdEncoding.DecodeString(req.Signature)
@@ -72,7 +78,13 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 		a, err = s.st.Account(r.Context(), twin)
 	} else {
 		// Base64 has no spaces: a space is a "+" a client did not escape.
-		a, err = s.st.AccountByKey(r.Context(), strings.ReplaceAll(key, " ", "+"))
+		// Keys are stored canonical, so a key is looked up in that spelling.
+		canon, ok := api.CanonicalKey(strings.ReplaceAll(key, " ", "+"))
+		if !ok {
+			fail(w, http.StatusBadRequest, "invalid public_key: want standard base64 of a 32-byte ed25519 key")
+			return
+		}
+		a, err = s.st.AccountByKey(r.Context(), canon)
 	}
 	if err != nil {
 		s.storeErr(w, r, "account", err)
@@ -96,6 +108,10 @@ func (s *Server) updateAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	var req api.UpdateAccount
 	if !decode(w, body, &req) {
+		return
+	}
+	if err := req.Check(); err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err := s.st.UpdateAccount(r.Context(), twin, req, s.now()); err != nil {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
@@ -33,57 +32,50 @@ type verifiedAuth struct {
 
 // authBodyHint is authBody with, when hint is not nil, the key of one twin
 // already known (a node's owner).
+//
+// The twin's rate limit is charged only once its signature is verified:
+// anyone can send a header naming a twin, and a bucket charged before the
+// check would let forged headers use up the twin's requests (its node
+// then answered 429 and shown offline). What comes before the check is
+// bounded by the client address's limit (ServeHTTP).
 func (s *Server) authBodyHint(w http.ResponseWriter, r *http.Request, hint *owner) ([]byte, uint64, bool) {
 	body, ok := readBody(w, r)
 	if !ok {
 		return nil, 0, false
 	}
+	var twin uint64
+	if s.cfg.StrictAuth {
+		twin, ok = s.verifyStrict(w, r, body, hint)
+	} else {
+		twin, ok = s.verifyPlain(w, r, hint)
+	}
+	if !ok {
+		return nil, 0, false
+	}
+	return body, twin, true
+}
+
+// verifyPlain checks a plain X-Auth: the reference contract, replayable
+// within its 60 s by whoever saw it, and covering neither the method, the
+// path nor the body.
+func (s *Server) verifyPlain(w http.ResponseWriter, r *http.Request, hint *owner) (uint64, bool) {
 	h := r.Header.Get(api.HeaderAuth)
 	if h == "" {
 		fail(w, http.StatusUnauthorized, "missing X-Auth header")
-		return nil, 0, false
+		return 0, false
 	}
 	challenge, ts, twin, sig, err := api.ParseAuthHeader(h)
 	if err != nil {
 		fail(w, http.StatusBadRequest, "malformed X-Auth header: want <challenge_b64>:<signature_b64>, challenge \"<unix_timestamp>:<twin_id>\"")
-		return nil, 0, false
+		return 0, false
 	}
-	var strictNonce string
-	var strictSig []byte
-	if s.cfg.StrictAuth {
-		sh := r.Header.Get(api.HeaderAuthStrict)
-		if sh == "" {
-			fail(w, http.StatusUnauthorized, "missing X-Auth-Strict header (this registrar runs in strict mode)")
-			return nil, 0, false
-		}
-		if strictNonce, strictSig, err = api.ParseStrictHeader(sh); err != nil {
-			fail(w, http.StatusBadRequest, "malformed X-Auth-Strict header: want <nonce_b64>:<signature_b64>")
-			return nil, 0, false
-		}
-	}
-	now := s.now()
-	age := now.Sub(time.Unix(ts, 0))
-	if age > api.ChallengeMaxAge || age < -api.ChallengeMaxAge {
+	if api.Expired(ts, s.now()) {
 		fail(w, http.StatusUnauthorized, "Expired challenge")
-		return nil, 0, false
+		return 0, false
 	}
-	if !s.twinLim.allow("t"+strconv.FormatUint(twin, 10), w) {
-		return nil, 0, false
-	}
-	var key [ed25519.PublicKeySize]byte
-	if hint != nil && hint.twin == twin {
-		key = hint.key
-	} else {
-		var err error
-		key, err = s.twinKey(r.Context(), twin)
-		if errors.Is(err, store.ErrNotFound) {
-			fail(w, http.StatusUnauthorized, "unknown twin "+strconv.FormatUint(twin, 10))
-			return nil, 0, false
-		}
-		if err != nil {
-			s.internal(w, r, err)
-			return nil, 0, false
-		}
+	key, ok := s.keyOf(w, r, twin, hint)
+	if !ok {
+		return 0, false
 	}
 	// Only a challenge in its canonical form is remembered, so that the
 	// bytes verified are the bytes seen again.
@@ -91,24 +83,82 @@ func (s *Server) authBodyHint(w http.ResponseWriter, r *http.Request, hint *owne
 	if v, ok := s.verified.get(twin); !ok || !canonical || v.ts != ts || v.sig != [ed25519.SignatureSize]byte(sig) {
 		if !ed25519.Verify(key[:], challenge, sig) {
 			fail(w, http.StatusUnauthorized, "signature verification failed")
-			return nil, 0, false
+			return 0, false
 		}
 		if canonical {
 			s.verified.put(twin, verifiedAuth{ts: ts, sig: [ed25519.SignatureSize]byte(sig)})
 		}
 	}
-	if s.cfg.StrictAuth {
-		msg := api.StrictMessage(ts, twin, strictNonce, r.Method, r.URL.RequestURI(), body)
-		if !ed25519.Verify(key[:], msg, strictSig) {
-			fail(w, http.StatusUnauthorized, "strict signature verification failed (it covers method, path, body hash and nonce)")
-			return nil, 0, false
-		}
-		if !s.nonces.add(strconv.FormatUint(twin, 10)+":"+strictNonce, now.Add(2*api.ChallengeMaxAge)) {
-			fail(w, http.StatusUnauthorized, "replayed request: nonce already used")
-			return nil, 0, false
-		}
+	return twin, s.twinLim.allow("t"+strconv.FormatUint(twin, 10), w)
+}
+
+// verifyStrict checks X-Auth and X-Auth-Strict with the shared verifier
+// (api.Signed), then records the nonce in the store, where every replica
+// on the same database and this one after a restart find it: a replay is
+// refused wherever it is sent. The twin's rate is charged after, so only a
+// twin's own requests cost a nonce row.
+func (s *Server) verifyStrict(w http.ResponseWriter, r *http.Request, body []byte, hint *owner) (uint64, bool) {
+	sg, err := api.ParseSigned(r.Header)
+	switch {
+	case errors.Is(err, api.ErrNoAuth):
+		fail(w, http.StatusUnauthorized, "missing X-Auth header")
+		return 0, false
+	case errors.Is(err, api.ErrNoStrict):
+		fail(w, http.StatusUnauthorized, "missing X-Auth-Strict header (this registrar runs in strict mode: sign the method, path, body and a nonce)")
+		return 0, false
+	case errors.Is(err, api.ErrMalformedStrict):
+		fail(w, http.StatusBadRequest, "malformed X-Auth-Strict header: want <nonce_b64>:<signature_b64>, the nonce 8 to 64 bytes")
+		return 0, false
+	case err != nil:
+		fail(w, http.StatusBadRequest, err.Error()+": want <challenge_b64>:<signature_b64>, challenge \"<unix_timestamp>:<twin_id>\"")
+		return 0, false
 	}
-	return body, twin, true
+	now := s.now()
+	if api.Expired(sg.Timestamp, now) {
+		fail(w, http.StatusUnauthorized, "Expired challenge")
+		return 0, false
+	}
+	key, ok := s.keyOf(w, r, sg.Twin, hint)
+	if !ok {
+		return 0, false
+	}
+	if err := sg.Verify(key[:], r.Method, r.URL.RequestURI(), body, now); err != nil {
+		fail(w, http.StatusUnauthorized, err.Error())
+		return 0, false
+	}
+	if !s.twinLim.allow("t"+strconv.FormatUint(sg.Twin, 10), w) {
+		return 0, false
+	}
+	// Kept a window longer than the request is valid, for the clocks of
+	// replicas that differ.
+	fresh, err := s.st.UseNonce(r.Context(), sg.Twin, sg.Nonce, sg.Expires().Add(api.ChallengeMaxAge))
+	if err != nil {
+		s.storeErr(w, r, "nonce", err)
+		return 0, false
+	}
+	if !fresh {
+		fail(w, http.StatusUnauthorized, "replayed request: nonce already used; sign every request with a fresh nonce")
+		return 0, false
+	}
+	return sg.Twin, true
+}
+
+// keyOf returns twin's key: hint's when it is that twin's, else from the
+// cache or the store. An unknown twin is answered 401.
+func (s *Server) keyOf(w http.ResponseWriter, r *http.Request, twin uint64, hint *owner) ([ed25519.PublicKeySize]byte, bool) {
+	if hint != nil && hint.twin == twin {
+		return hint.key, true
+	}
+	key, err := s.twinKey(r.Context(), twin)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(w, http.StatusUnauthorized, "unknown twin "+strconv.FormatUint(twin, 10))
+		return key, false
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return key, false
+	}
+	return key, true
 }
 
 // twinKey returns a twin's public key (cached: an account's key never changes).
@@ -164,33 +214,4 @@ func (c *cache[V]) put(k uint64, v V) {
 	}
 	sh.m[k] = v
 	sh.Unlock()
-}
-
-// nonceCache remembers strict-mode nonces until they expire.
-type nonceCache struct {
-	mu    sync.Mutex
-	m     map[string]time.Time
-	sweep time.Time
-}
-
-func newNonceCache() *nonceCache { return &nonceCache{m: map[string]time.Time{}} }
-
-// add records key until exp; false if it is already there (a replay).
-func (c *nonceCache) add(key string, exp time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := time.Now()
-	if now.Sub(c.sweep) > 10*time.Second {
-		for k, e := range c.m {
-			if now.After(e) {
-				delete(c.m, k)
-			}
-		}
-		c.sweep = now
-	}
-	if e, ok := c.m[key]; ok && now.Before(e) {
-		return false
-	}
-	c.m[key] = exp
-	return true
 }

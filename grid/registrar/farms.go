@@ -18,7 +18,7 @@ func (s *Server) listFarms(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.FarmName = r.URL.Query().Get("farm_name")
-	if f.Limit, f.Offset, ok = pagination(w, r); !ok {
+	if f.Limit, f.Offset, f.After, ok = pagination(w, r); !ok {
 		return
 	}
 	farms, err := s.st.Farms(r.Context(), f)

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
@@ -48,7 +46,7 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
 		}
 		f.SeenSince = now.Add(-time.Duration(m) * time.Minute)
 	}
-	if f.Limit, f.Offset, ok = pagination(w, r); !ok {
+	if f.Limit, f.Offset, f.After, ok = pagination(w, r); !ok {
 		return
 	}
 	nodes, err := s.st.Nodes(r.Context(), f)
@@ -76,27 +74,12 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, n)
 }
 
-func validNode(farm uint64, res api.Resources, ifaces []api.Interface, serial string) error {
-	const maxI = 1<<63 - 1
-	switch {
-	case farm == 0:
-		return errors.New("farm_id is required")
-	case len(ifaces) == 0:
-		return errors.New("interfaces must not be empty")
-	case strings.TrimSpace(serial) == "":
-		return errors.New("serial_number is required")
-	case res.HRU > maxI || res.SRU > maxI || res.CRU > maxI || res.MRU > maxI:
-		return errors.New("resources out of range")
-	}
-	return nil
-}
-
 func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
 	req, signer, ok := authJSON[api.CreateNode](s, w, r)
 	if !ok {
 		return
 	}
-	if err := validNode(req.FarmID, req.Resources, req.Interfaces, req.SerialNumber); err != nil {
+	if err := req.Check(); err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -186,7 +169,7 @@ func (s *Server) updateNode(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, body, &req) {
 		return
 	}
-	if err := validNode(req.FarmID, req.Resources, req.Interfaces, req.SerialNumber); err != nil {
+	if err := req.Check(); err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}

@@ -92,27 +92,37 @@ func queryID(w http.ResponseWriter, r *http.Request, name string) (uint64, bool)
 	return v, true
 }
 
-// pagination reads page (from 1) and size (default 50, at most 1000).
-func pagination(w http.ResponseWriter, r *http.Request) (limit, offset int, ok bool) {
+// pagination reads page (from 1), size (default 50, at most
+// api.MaxPageSize) and the extension after (a record id: the page of the
+// records after it, found by key however deep it is, where page walks past
+// every record before it). page and after do not go together.
+func pagination(w http.ResponseWriter, r *http.Request) (limit, offset int, after uint64, ok bool) {
 	page, size := 1, 50
 	q := r.URL.Query()
 	if v := q.Get("page"); v != "" {
 		p, err := strconv.Atoi(v)
 		if err != nil || p < 1 || p > 1<<30 {
 			fail(w, http.StatusBadRequest, "invalid page: "+strconv.Quote(v)+" (an integer from 1)")
-			return 0, 0, false
+			return 0, 0, 0, false
 		}
 		page = p
 	}
 	if v := q.Get("size"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			fail(w, http.StatusBadRequest, "invalid size: "+strconv.Quote(v)+" (an integer from 1 to 1000)")
-			return 0, 0, false
+		if err != nil || n < 1 || n > api.MaxPageSize {
+			fail(w, http.StatusBadRequest, "invalid size: "+strconv.Quote(v)+" (an integer from 1 to "+strconv.Itoa(api.MaxPageSize)+")")
+			return 0, 0, 0, false
 		}
 		size = n
 	}
-	return size, (page - 1) * size, true
+	if after, ok = queryID(w, r, "after"); !ok {
+		return 0, 0, 0, false
+	}
+	if after != 0 && page != 1 {
+		fail(w, http.StatusBadRequest, "give page or after, not both (after=ID is the page after the record ID)")
+		return 0, 0, 0, false
+	}
+	return size, (page - 1) * size, after, true
 }
 
 // unavailableRetry is the Retry-After of a 503: long enough for a database

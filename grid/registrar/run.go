@@ -16,19 +16,30 @@ import (
 )
 
 // OpenStore opens db: a postgres:// or postgresql:// URL, or else a SQLite
-// file path (created if missing). Migrations are applied.
+// file path (created if missing; synchronous=FULL). Migrations are applied.
 func OpenStore(ctx context.Context, db string) (store.Store, error) {
+	return openStore(ctx, db, sqlite.Full)
+}
+
+func openStore(ctx context.Context, db, sqliteSync string) (store.Store, error) {
 	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
 		return postgres.Open(ctx, db)
 	}
-	return sqlite.Open(ctx, db)
+	if sqliteSync == "" {
+		sqliteSync = sqlite.Full
+	}
+	return sqlite.OpenSync(ctx, db, sqliteSync)
 }
 
 // Options are what `gridnode registrar` takes on its command line.
 type Options struct {
 	Listen string // default 127.0.0.1:8080
 	DB     string // default gridnode-registrar.db
-	Config        // Store is opened from DB
+	// SQLiteSynchronous is SQLite's synchronous setting: "full" (default:
+	// no acknowledged write is lost on a power cut) or "normal" (faster;
+	// a power cut loses the last acknowledged writes).
+	SQLiteSynchronous string
+	Config            // Store is opened from DB
 	// Ready, if set, receives the listening address once serving.
 	Ready func(addr string)
 }
@@ -46,7 +57,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	st, err := OpenStore(ctx, o.DB)
+	st, err := openStore(ctx, o.DB, o.SQLiteSynchronous)
 	if err != nil {
 		return err
 	}
@@ -68,7 +79,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	o.Log.Info("registrar serving", "addr", ln.Addr().String(), "db", redactDB(o.DB), "strict_auth", o.StrictAuth, "admin_twin", o.AdminTwin)
+	o.Log.Info("registrar serving", "addr", ln.Addr().String(), "db", redactDB(o.DB), "strict_auth", o.StrictAuth, "admin_twin", o.AdminTwin,
+		"rate_per_ip", o.RatePerIP, "rate_per_twin", o.RatePerTwin, "trusted_proxies", fmt.Sprint(o.TrustedProxies))
 	if len(o.ReleaseKeys) == 0 {
 		o.Log.Warn("no --release-key: channel documents are checked for form only, not for a release key's signature (nodes still check theirs)")
 	} else {

@@ -7,26 +7,43 @@
 //
 //   - POST /nodes/{node_id}/approve (extension): the owner twin of the node's
 //     farm approves the node (X-Auth); 200 {"node_id": N, "approved": true}.
+//   - Every answer carries api.HeaderExtensions, naming the extensions
+//     below that clients may use: "after", and "strict-auth" in strict mode.
 //   - Strict mode (Config.StrictAuth, `--strict-auth`): every authenticated
 //     request must also carry X-Auth-Strict: "<nonce_b64>:<signature_b64>",
 //     a signature by the twin's key over api.StrictMessage — the X-Auth
 //     timestamp and twin, the nonce, the method, the request URI and the hex
-//     sha256 of the body. A nonce seen within the challenge window (60 s) is
-//     refused (401 "replayed request"), so a captured request can neither be
-//     replayed nor altered. The default mode stays wire-compatible.
-//   - Writes are committed in groups: the store commits the account, node
-//     and uptime writes that arrive while a transaction runs in the next one
-//     (store/groupcommit: one queue, one retry policy, one deadline per
-//     group). A handler answers once its write is committed, so no accepted
-//     write is lost, while a busy grid pays one commit per group, not per
-//     request. A write the database did not take within the deadline is
-//     answered 503 with Retry-After.
+//     sha256 of the body — checked by the shared verifier (api.Signed). The
+//     nonce is recorded in the store (Store.UseNonce), where every replica
+//     on the same database finds it, until the request has left its
+//     validity: a replay, to any replica and after a restart, is refused
+//     (401 "replayed request"), so a captured request can neither be
+//     replayed nor altered. The default mode stays wire-compatible (plain
+//     X-Auth, replayable within its 60 s: the reference contract).
+//   - Bounds: a node's resources, and the length and number of every string
+//     and list kept, are bounded (api.Resources.Check, api.UpdateNode.Check,
+//     api.UpdateAccount.Check): past one, 400 naming the field and the
+//     bound. Public keys are taken only in canonical base64 (one key, one
+//     account). A list page is at most 1000 records; after=ID pages by key.
+//   - Writes are committed in groups: the store commits the account, node,
+//     uptime and nonce writes that arrive while a transaction runs in the
+//     next one (store/groupcommit: one queue, one retry policy, one deadline
+//     per group). A handler answers once its write is committed (SQLite
+//     with synchronous=FULL: on the disk), so no accepted write is lost,
+//     while a busy grid pays one commit per group, not per request. A write
+//     the database did not take within the deadline is answered 503 with
+//     Retry-After.
 //   - A node's owner and its key are read together and kept in bounded
 //     caches; an X-Auth header already verified (a node signs once a second
 //     and sends that header with each request of the second) is not verified
 //     again.
-//   - Rate limits (Config.RatePerIP, RatePerTwin; off by default): token
-//     buckets answered with 429 and Retry-After.
+//   - Rate limits (Config.RatePerIP, RatePerTwin; off in the zero Config,
+//     on by default in `gridnode registrar`): token buckets answered with 429
+//     and Retry-After, per client address (IPv6 by /64; behind
+//     Config.TrustedProxies, the forwarded client) before anything else is
+//     done, and per twin once its signature is verified. Each replica keeps
+//     its own buckets; everything else a replica knows is in the store or
+//     is a cache of what never changes (a twin's key, a node's owner).
 //   - Release channels (issue 13; channels.go, rollout.go): PUT
 //     /channels/{name} by the admin twin with a signed channel document,
 //     GET /channels/{name} (public, from memory, ETag/304),
@@ -43,7 +60,7 @@
 //
 //	export GRIDNODE_TEST_POSTGRES=$(.ci/postgres.sh)  # installs, starts, prints URL
 //	go test ./grid/registrar/...                      # PG cases skip without it (fail with CI set)
-//	go test -run=^$ -fuzz=FuzzDecode ./grid/registrar/ # or FuzzAuthHeader
+//	go test -run=^$ -fuzz=FuzzDecode ./grid/registrar/ # or FuzzAuthHeader, FuzzStrictAuth, FuzzClientAddr
 //	go test -run=^$ -bench=Register ./grid/registrar/
 //
 // TestDashboardBrowser needs Debian's chromium; GRIDNODE_DASHBOARD_PNG=1
@@ -53,8 +70,8 @@ package registrar
 import (
 	"crypto/ed25519"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -93,10 +110,17 @@ type Config struct {
 	// MaxBody is the largest request body accepted (default 64 KiB); larger: 413.
 	MaxBody int64
 	// RatePerIP and RatePerTwin are sustained requests per second allowed
-	// per client address and per authenticated twin; 0 disables. Burst*
-	// default to twice the rate (at least 1).
+	// per client address (every request, before anything else is done for
+	// it) and per twin (once its signature is verified); 0 disables (the
+	// zero Config; `gridnode registrar` has limits by default). Burst*
+	// default to twice the rate (at least 1). Each replica keeps its own
+	// buckets.
 	RatePerIP, RatePerTwin   float64
 	BurstPerIP, BurstPerTwin int
+	// TrustedProxies are the proxies (load balancers) whose Forwarded or
+	// X-Forwarded-For names the client, for the per-address limit; from
+	// any other peer those headers are ignored.
+	TrustedProxies []netip.Prefix
 	// UptimeBatch, when set, is the most writes (uptime reports, and the
 	// account and node creations committed with them) in one transaction
 	// of a store that groups them (store.Grouped); 0 keeps the store's.
@@ -119,14 +143,15 @@ type Server struct {
 	keys     *cache[[ed25519.PublicKeySize]byte]
 	owners   *cache[owner]
 	verified *cache[verifiedAuth]
-	nonces   *nonceCache
 	ipLim    *limiter
 	twinLim  *limiter
 	metrics  *metrics
 	channels *channelCache
 	rollouts *rollouts
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// extensions is the value of api.HeaderExtensions on every answer.
+	extensions string
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // New returns a server over cfg.Store and starts its background work (the
@@ -165,12 +190,15 @@ func New(cfg Config) *Server {
 		keys:     newCache[[ed25519.PublicKeySize]byte](1 << 16),
 		owners:   newCache[owner](1 << 16),
 		verified: newCache[verifiedAuth](1 << 14),
-		nonces:   newNonceCache(),
 		ipLim:    newLimiter(cfg.RatePerIP, cfg.BurstPerIP),
 		twinLim:  newLimiter(cfg.RatePerTwin, cfg.BurstPerTwin),
 		channels: newChannelCache(cfg.Store, cfg.ChannelTTL),
 		rollouts: newRollouts(),
 		stop:     make(chan struct{}),
+	}
+	s.extensions = api.ExtAfter
+	if cfg.StrictAuth {
+		s.extensions += ", " + api.ExtStrictAuth
 	}
 	s.metrics = newMetrics(s)
 	if g, ok := cfg.Store.(store.Grouped); ok {
@@ -200,7 +228,8 @@ func (s *Server) Close() error {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &statusWriter{ResponseWriter: w, status: 200}
-	if !s.ipLim.allow(clientIP(r), rw) {
+	rw.Header().Set(api.HeaderExtensions, s.extensions)
+	if !s.ipLim.allow(limitKey(clientAddr(r, s.cfg.TrustedProxies)), rw) {
 		s.metrics.observe("ratelimited", rw.status, time.Since(start))
 		return
 	}
@@ -225,14 +254,6 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter.WriteHeader(code) }
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
 
 func (s *Server) routes() {
 	type route struct {

@@ -62,7 +62,8 @@ func (c *statsCache) lastTook() time.Duration {
 	return c.took
 }
 
-// sampler records the nodes-online series for the dashboard.
+// sampler records the nodes-online series for the dashboard, and forgets
+// the strict-mode nonces past their keep.
 func (s *Server) sampler() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.SampleEvery)
@@ -74,10 +75,13 @@ func (s *Server) sampler() {
 		if err == nil {
 			err = s.st.AddSample(ctx, store.Sample{At: now.Truncate(time.Minute), Online: st.Online, Total: st.Nodes})
 		}
-		cancel()
 		if err != nil {
 			s.log.Warn("sampling nodes online", "err", err)
 		}
+		if err := s.st.ForgetNonces(ctx, now); err != nil {
+			s.log.Warn("forgetting expired nonces", "err", err)
+		}
+		cancel()
 		select {
 		case <-s.stop:
 			return

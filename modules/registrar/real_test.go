@@ -15,13 +15,21 @@ import (
 )
 
 // The module against the project's registrar: registers, reports, is the
-// same node after a reboot, and PATCHes a change.
+// same node after a reboot, and PATCHes a change; in strict mode too (the
+// registrar says so on every answer, and the node signs strictly without
+// being told: issue 14).
 func TestRealRegistrar(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "strict"}[strict], func(t *testing.T) { testRealRegistrar(t, strict) })
+	}
+}
+
+func testRealRegistrar(t *testing.T, strict bool) {
 	n := newNode(t, false)
 	ctx := context.Background()
 	st, err := registrar.OpenStore(ctx, filepath.Join(t.TempDir(), "registrar.db"))
 	must(t, err)
-	srv := registrar.New(registrar.Config{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := registrar.New(registrar.Config{Store: st, StrictAuth: strict, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	hs := httptest.NewServer(srv)
 	defer func() { hs.Close(); srv.Close(); st.Close() }()
 	farmID := farm(t, hs.URL)

@@ -39,6 +39,10 @@ type FarmFilter struct {
 	TwinID   uint64
 	Limit    int // 0: no limit
 	Offset   int
+	// After, when not 0, keeps the farms whose id is above it: keyset
+	// paging, which costs the same on every page (Offset walks past every
+	// record it skips).
+	After uint64
 }
 
 // NodeFilter selects nodes; zero fields select all.
@@ -54,6 +58,8 @@ type NodeFilter struct {
 	SeenSince time.Time
 	Limit     int // 0: no limit
 	Offset    int
+	// After, when not 0, keeps the nodes whose id is above it (keyset paging).
+	After uint64
 }
 
 // Stamp is t as a store keeps a time: in UTC, to the millisecond. A record
@@ -143,6 +149,15 @@ type Store interface {
 	ReportUptime(ctx context.Context, reports []Uptime) error
 
 	// ZOSVersion returns the stored version document (ErrNotFound if unset).
+	// UseNonce records that twin signed a strict-mode request with nonce,
+	// to be remembered until keep. It returns false when the nonce was
+	// recorded already — by this registrar or by another one on the same
+	// database, before a restart or not: a replay. It is committed with
+	// the other writes under way.
+	UseNonce(ctx context.Context, twin uint64, nonce string, keep time.Time) (fresh bool, err error)
+	// ForgetNonces deletes the nonces whose keep is before t.
+	ForgetNonces(ctx context.Context, t time.Time) error
+
 	ZOSVersion(ctx context.Context) (string, error)
 	SetZOSVersion(ctx context.Context, v string) error
 
@@ -159,8 +174,8 @@ type Store interface {
 }
 
 // Grouped is implemented by the stores that commit writes in groups (the
-// SQL stores, through store/groupcommit): accounts, nodes and uptime
-// reports. A write whose group is not committed within the policy's
+// SQL stores, through store/groupcommit): accounts, nodes, uptime reports
+// and strict-mode nonces. A write whose group is not committed within the policy's
 // deadline fails with ErrUnavailable.
 type Grouped interface {
 	GroupPolicy() groupcommit.Policy

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
@@ -28,6 +29,7 @@ const (
 	opAccount opKind = iota
 	opNode
 	opUptime
+	opNonce
 )
 
 // op is one write, with its own outcome (set by writeGroup at each try).
@@ -36,8 +38,10 @@ type op struct {
 	account api.Account
 	node    api.Node
 	uptime  []store.Uptime
-	id      uint64 // assigned twin or node id
-	err     error  // the write's own failure (a duplicate, an unknown farm)
+	nonce   Nonce
+	keep    time.Time // until when nonce is remembered
+	id      uint64    // assigned twin or node id
+	err     error     // the write's own failure (a duplicate, an unknown farm)
 }
 
 func (db *DB) startGroup() {
@@ -125,7 +129,7 @@ func uptimeOf(group []*op) []store.Uptime {
 // writeGroup does the writes of batch inside tx: accounts first (a node of
 // the batch may belong to one of them), then nodes, then uptime reports.
 func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
-	var accounts, nodes []*op
+	var accounts, nodes, nonces []*op
 	for _, o := range batch {
 		o.id, o.err = 0, nil
 		switch o.kind {
@@ -133,6 +137,22 @@ func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
 			accounts = append(accounts, o)
 		case opNode:
 			nodes = append(nodes, o)
+		case opNonce:
+			nonces = append(nonces, o)
+		}
+	}
+	if len(nonces) > 0 {
+		// A nonce recorded already (or twice in this group) is a replay:
+		// ErrConflict, which UseNonce answers as false.
+		rows := firstWins(nonces, "recording nonce", func(o *op) Nonce { return o.nonce }, func(o *op) *op { return o })
+		fresh, err := db.insertNonces(ctx, tx, rows)
+		if err != nil {
+			return err
+		}
+		for _, o := range nonces {
+			if o.err == nil && !fresh[o.nonce] {
+				o.err = fmt.Errorf("recording nonce: %w", store.ErrConflict)
+			}
 		}
 	}
 	if len(accounts) > 0 {
@@ -265,6 +285,33 @@ func (db *DB) insertNodes(ctx context.Context, tx *sql.Tx, rows []api.Node) (map
 		ids[n.TwinID] = id
 	}
 	return ids, nil
+}
+
+// insertNonces inserts the nonces of ops (distinct keys), skipping those
+// recorded already, and returns the new ones.
+func (db *DB) insertNonces(ctx context.Context, tx *sql.Tx, ops []*op) (map[Nonce]bool, error) {
+	fresh := make(map[Nonce]bool, len(ops))
+	if db.d.InsertNonces != nil {
+		rows := make([]NonceRow, len(ops))
+		for i, o := range ops {
+			rows[i] = NonceRow{Nonce: o.nonce, Keep: o.keep}
+		}
+		return fresh, db.d.InsertNonces(ctx, tx, rows, fresh)
+	}
+	st := tx.StmtContext(ctx, db.insertNonce)
+	defer st.Close()
+	for _, o := range ops {
+		res, err := st.ExecContext(ctx, i64(o.nonce.Twin), o.nonce.Nonce, ms(o.keep))
+		if err != nil {
+			return nil, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, err
+		} else if n == 1 {
+			fresh[o.nonce] = true
+		}
+	}
+	return fresh, nil
 }
 
 // NodeArgs are the parameters $1..$17 of a node insert: farm, twin, country,

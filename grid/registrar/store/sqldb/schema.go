@@ -63,9 +63,24 @@ func SchemaV2(pk, with string) string {
 	ALTER TABLE nodes DROP COLUMN uptime;`
 }
 
+// SchemaV3Nonces is the nonce table of strict-mode requests (issue 14):
+// kept in the database, so that every replica on it, and a registrar after
+// a restart, refuses a request replayed within its validity. A row is kept
+// until keep_until, then deleted (Store.ForgetNonces): the table holds the
+// last few minutes of strict requests, never more. with ends the CREATE
+// TABLE (SQLite: WITHOUT ROWID, the key being all it is read by).
+func SchemaV3Nonces(with string) string {
+	return `CREATE TABLE nonces (
+		twin_id BIGINT NOT NULL,
+		nonce TEXT NOT NULL,
+		keep_until BIGINT NOT NULL,
+		PRIMARY KEY (twin_id, nonce)
+	)` + with + `;
+	CREATE INDEX nonces_keep_until ON nonces (keep_until);`
+}
+
 // SchemaV4 keeps release channels and what nodes report of their release
-// (issue 13). Version 3 is left to the migration written beside it on
-// another branch (an empty entry in a dialect's Migrations).
+// (issue 13).
 //
 // A channel is one row: the signed document as sent, and the registrar's
 // hold on its rollout; revision grows with each write, so writes of the

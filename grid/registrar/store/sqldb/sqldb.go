@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,13 +30,22 @@ import (
 type Dialect struct {
 	Name string
 	// Migrations is the versioned schema: Migrations[i] brings the schema
-	// to version i+1. Append only; never edit a released entry. An empty
-	// entry reserves its number for a migration another branch adds: it is
-	// skipped and not recorded, so the real one is applied once it lands.
+	// to version i+1. Append only; never edit a released entry.
 	Migrations []string
-	// MigrationLock, if set, runs first in each migration transaction so
-	// that concurrent starts migrate once (PostgreSQL advisory lock).
+	// MigrationLock, if set, runs first in each migration transaction, the
+	// one creating the migrations table included, so that replicas starting
+	// at once on one database migrate once (PostgreSQL advisory lock).
 	MigrationLock string
+	// ForeignKeysOff and ForeignKeysOn, if set, run on the migrating
+	// connection before and after the migrations, and ForeignKeyCheck
+	// (rows: violations) in each migration's transaction before it
+	// commits: SQLite rebuilds a table that others reference by copying
+	// it, which its foreign keys refuse while they are on.
+	ForeignKeysOff, ForeignKeysOn, ForeignKeyCheck string
+	// Migrated, if set, runs in each migration's transaction after its
+	// SQL: what SQL alone cannot do (SQLite: rebuild a table as it is,
+	// with whatever columns it has on this database).
+	Migrated func(ctx context.Context, tx *sql.Tx, version int) error
 	// IsUnique tells a unique-constraint violation.
 	IsUnique func(error) bool
 	// Transient tells a failure worth trying the same transaction again
@@ -52,6 +62,22 @@ type Dialect struct {
 	// unknown farms), recording node ids by twin.
 	InsertAccounts func(ctx context.Context, tx *sql.Tx, rows []api.Account, ids map[string]uint64) error
 	InsertNodes    func(ctx context.Context, tx *sql.Tx, rows []api.Node, ids map[uint64]uint64) error
+	// InsertNonces inserts nonces (distinct keys) inside tx, skipping those
+	// recorded already, and records each new one in fresh; nil uses one
+	// prepared INSERT per nonce.
+	InsertNonces func(ctx context.Context, tx *sql.Tx, rows []NonceRow, fresh map[Nonce]bool) error
+}
+
+// Nonce is a strict-mode nonce as the nonces table keys it.
+type Nonce struct {
+	Twin  uint64
+	Nonce string
+}
+
+// NonceRow is a nonce with the time it is kept until.
+type NonceRow struct {
+	Nonce
+	Keep time.Time
 }
 
 // Execer runs a statement: a *sql.Tx, or a *sql.DB for a statement that is
@@ -71,8 +97,8 @@ type DB struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	accountByTwin, accountByKey, nodeByID, nodeOwner, farmByID *sql.Stmt
-	insertAccount, insertFarm, insertNode, updateUptime        *sql.Stmt
+	accountByTwin, accountByKey, nodeByID, nodeOwner, farmByID       *sql.Stmt
+	insertAccount, insertFarm, insertNode, updateUptime, insertNonce *sql.Stmt
 }
 
 // Open migrates the schema with w and prepares the statements used on every
@@ -99,6 +125,7 @@ func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*DB, error) {
 			ON CONFLICT DO NOTHING RETURNING node_id`},
 		{w, &db.updateUptime, `INSERT INTO uptimes (node_id, last_seen, uptime, os_version, channel, rolled_back_from, version_since)
 			SELECT $1, CAST($2 AS BIGINT), $3, CAST($4 AS TEXT), $5, $6, CASE WHEN CAST($4 AS TEXT) <> '' THEN CAST($2 AS BIGINT) END WHERE EXISTS (SELECT 1 FROM nodes WHERE node_id = $1)` + UptimeUpsert},
+		{w, &db.insertNonce, `INSERT INTO nonces (twin_id, nonce, keep_until) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`},
 	}
 	for _, p := range prep {
 		s, err := p.h.PrepareContext(ctx, p.sql)
@@ -123,7 +150,7 @@ func (db *DB) Close() error {
 
 func (db *DB) close() error {
 	db.stopGroup()
-	for _, s := range []*sql.Stmt{db.accountByTwin, db.accountByKey, db.nodeByID, db.nodeOwner, db.farmByID, db.insertAccount, db.insertFarm, db.insertNode, db.updateUptime} {
+	for _, s := range []*sql.Stmt{db.accountByTwin, db.accountByKey, db.nodeByID, db.nodeOwner, db.farmByID, db.insertAccount, db.insertFarm, db.insertNode, db.updateUptime, db.insertNonce} {
 		if s != nil {
 			s.Close()
 		}
@@ -144,21 +171,35 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return int(v.Int64), err
 }
 
-func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+func (db *DB) migrate(ctx context.Context) (err error) {
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("%s store: connecting to migrate the schema: %w", db.d.Name, err)
+	}
+	defer conn.Close()
+	if db.d.ForeignKeysOff != "" {
+		if _, err := conn.ExecContext(ctx, db.d.ForeignKeysOff); err != nil {
+			return fmt.Errorf("%s store: %s: %w", db.d.Name, db.d.ForeignKeysOff, err)
+		}
+		defer func() {
+			if _, e := conn.ExecContext(context.WithoutCancel(ctx), db.d.ForeignKeysOn); e != nil && err == nil {
+				err = fmt.Errorf("%s store: %s: %w", db.d.Name, db.d.ForeignKeysOn, e)
+			}
+		}()
+	}
+	// Every transaction here takes the lock first, the one creating the
+	// migrations table too: replicas started at once on an empty
+	// PostgreSQL database would otherwise race to create it ("duplicate
+	// key value violates unique constraint pg_type_typname_nsp_index").
+	if err := db.migrationTx(ctx, conn, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`)
+		return err
+	}); err != nil {
 		return fmt.Errorf("%s store: creating schema_migrations: %w", db.d.Name, err)
 	}
 	for i, m := range db.d.Migrations {
 		version := i + 1
-		if m == "" {
-			continue
-		}
-		if err := db.tx(ctx, func(tx *sql.Tx) error {
-			if db.d.MigrationLock != "" {
-				if _, err := tx.ExecContext(ctx, db.d.MigrationLock); err != nil {
-					return err
-				}
-			}
+		if err := db.migrationTx(ctx, conn, func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
 				return err
@@ -169,6 +210,14 @@ func (db *DB) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, m); err != nil {
 				return err
 			}
+			if db.d.Migrated != nil {
+				if err := db.d.Migrated(ctx, tx, version); err != nil {
+					return err
+				}
+			}
+			if err := db.foreignKeyCheck(ctx, tx); err != nil {
+				return err
+			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, ms(time.Now()))
 			return err
 		}); err != nil {
@@ -176,6 +225,51 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// migrationTx runs f in a transaction on conn that holds the migration lock.
+func (db *DB) migrationTx(ctx context.Context, conn *sql.Conn, f func(*sql.Tx) error) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if db.d.MigrationLock != "" {
+		if _, err := tx.ExecContext(ctx, db.d.MigrationLock); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// foreignKeyCheck fails when Dialect.ForeignKeyCheck finds a violation.
+func (db *DB) foreignKeyCheck(ctx context.Context, tx *sql.Tx) error {
+	if db.d.ForeignKeyCheck == "" {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, db.d.ForeignKeyCheck)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		for i := range vals {
+			vals[i] = new(any)
+		}
+		rows.Scan(vals...)
+		var got []string
+		for i, c := range cols {
+			got = append(got, fmt.Sprintf("%s=%v", c, *vals[i].(*any)))
+		}
+		return fmt.Errorf("foreign key violation after the migration: %s", strings.Join(got, " "))
+	}
+	return rows.Err()
 }
 
 // tx runs f in a write transaction, committed when f returns nil.
@@ -346,6 +440,9 @@ func (db *DB) Farms(ctx context.Context, f store.FarmFilter) ([]api.Farm, error)
 	if f.TwinID != 0 {
 		w.add("twin_id = ?", i64(f.TwinID))
 	}
+	if f.After != 0 {
+		w.add("farm_id > ?", i64(f.After))
+	}
 	q := `SELECT ` + farmCols + ` FROM farms` + w.String() + ` ORDER BY farm_id` + db.page(&w, f.Limit, f.Offset)
 	rows, err := db.r.QueryContext(ctx, q, w.args...)
 	if err != nil {
@@ -475,6 +572,9 @@ func (db *DB) Nodes(ctx context.Context, f store.NodeFilter) ([]api.Node, error)
 	if !f.SeenSince.IsZero() {
 		w.add("u.last_seen >= ?", ms(f.SeenSince))
 	}
+	if f.After != 0 {
+		w.add("n.node_id > ?", i64(f.After))
+	}
 	q := `SELECT ` + nodeCols + ` FROM ` + nodeFrom + w.String() + ` ORDER BY n.node_id` + db.page(&w, f.Limit, f.Offset)
 	rows, err := db.r.QueryContext(ctx, q, w.args...)
 	if err != nil {
@@ -537,6 +637,21 @@ func (db *DB) ReportUptime(ctx context.Context, reports []store.Uptime) error {
 	return db.wrap("recording uptime", db.submit(ctx, o))
 }
 
+// UseNonce is committed with the other writes under way (group.go).
+func (db *DB) UseNonce(ctx context.Context, twin uint64, nonce string, keep time.Time) (bool, error) {
+	o := &op{kind: opNonce, nonce: Nonce{Twin: twin, Nonce: nonce}, keep: keep}
+	err := db.submit(ctx, o)
+	if errors.Is(err, store.ErrConflict) {
+		return false, nil
+	}
+	return err == nil, db.wrapGroup("recording nonce", err)
+}
+
+func (db *DB) ForgetNonces(ctx context.Context, t time.Time) error {
+	_, err := db.w.ExecContext(ctx, `DELETE FROM nonces WHERE keep_until < $1`, ms(t))
+	return db.wrap("forgetting nonces", err)
+}
+
 // MS converts a time to the stored representation (for dialects).
 func MS(t time.Time) int64 { return ms(t) }
 
@@ -558,17 +673,35 @@ func (db *DB) SetZOSVersion(ctx context.Context, v string) error {
 
 func (db *DB) Stats(ctx context.Context, onlineSince time.Time) (store.Stats, error) {
 	var s store.Stats
-	var hru, sru, cru, mru int64
+	// The capacity is summed in floating point: a grid's totals may pass
+	// what a BIGINT holds (a million nodes of the bounds' size, or rows
+	// stored before there were bounds), where SQLite's integer sum() fails
+	// with "integer overflow" and PostgreSQL's cast to BIGINT with "bigint
+	// out of range". A float64 keeps the 15 significant digits a total
+	// needs; saturate clamps it into a uint64.
+	var hru, sru, cru, mru float64
 	err := db.r.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM accounts),
 		(SELECT count(*) FROM farms),
 		(SELECT count(*) FROM nodes),
 		(SELECT count(*) FROM uptimes WHERE last_seen >= $1),
-		CAST(COALESCE(sum(hru), 0) AS BIGINT), CAST(COALESCE(sum(sru), 0) AS BIGINT),
-		CAST(COALESCE(sum(cru), 0) AS BIGINT), CAST(COALESCE(sum(mru), 0) AS BIGINT)
+		COALESCE(sum(CAST(hru AS DOUBLE PRECISION)), 0), COALESCE(sum(CAST(sru AS DOUBLE PRECISION)), 0),
+		COALESCE(sum(CAST(cru AS DOUBLE PRECISION)), 0), COALESCE(sum(CAST(mru AS DOUBLE PRECISION)), 0)
 		FROM nodes`, ms(onlineSince)).Scan(&s.Accounts, &s.Farms, &s.Nodes, &s.Online, &hru, &sru, &cru, &mru)
-	s.Capacity = api.Resources{HRU: uint64(hru), SRU: uint64(sru), CRU: uint64(cru), MRU: uint64(mru)}
+	s.Capacity = api.Resources{HRU: saturate(hru), SRU: saturate(sru), CRU: saturate(cru), MRU: saturate(mru)}
 	return s, db.wrap("computing stats", err)
+}
+
+// saturate is a non-negative sum as a uint64, the largest one when it is
+// larger.
+func saturate(f float64) uint64 {
+	switch {
+	case f <= 0:
+		return 0
+	case f >= math.MaxUint64:
+		return math.MaxUint64
+	}
+	return uint64(f)
 }
 
 func (db *DB) AddSample(ctx context.Context, s store.Sample) error {

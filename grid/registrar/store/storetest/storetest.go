@@ -26,8 +26,11 @@ import (
 type Opener struct {
 	Name string
 	Open func(t testing.TB) store.Store
-	// Reopen opens the same database again (after the first was closed).
-	Reopen func(t testing.TB) store.Store
+	// Reopen opens the same database again (after the first was closed,
+	// or beside it: another replica). ReopenErr is Reopen for a goroutine:
+	// it returns the error, and the caller closes the store.
+	Reopen    func(t testing.TB) store.Store
+	ReopenErr func() (store.Store, error)
 	// Fresh makes a new, empty database, which Reopen then opens, and
 	// returns how database/sql reaches it (Driver, DSN), for tests that
 	// prepare a database by hand (an old schema version).
@@ -47,6 +50,13 @@ func opener(o Opener, open func(ctx context.Context, dsn string) (*sqldb.DB, err
 	var dsn string
 	fresh := o.Fresh
 	o.Fresh = func(t testing.TB) string { dsn = fresh(t); return dsn }
+	o.ReopenErr = func() (store.Store, error) {
+		st, err := open(context.Background(), dsn)
+		if err != nil {
+			return nil, err // not a nil *sqldb.DB in an interface
+		}
+		return st, nil
+	}
 	o.Reopen = func(t testing.TB) store.Store {
 		st, err := open(context.Background(), dsn)
 		if err != nil {

@@ -3,15 +3,16 @@ package storetest
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
-	"slices"
+	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/store"
 	"github.com/gridnode/gridnode/grid/registrar/store/sqldb"
-	"github.com/gridnode/gridnode/grid/registrar/store/sqlite"
 )
 
 func TestConformance(t *testing.T) {
@@ -84,53 +85,149 @@ func TestMigrateV1(t *testing.T) {
 	}
 }
 
-// TestReservedMigration: an empty entry of Migrations reserves its number
-// for a migration another branch adds. It is not recorded, so a database
-// migrated without it takes the real one once it lands.
-func TestReservedMigration(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "r.db")
-	migrate := func(d sqldb.Dialect) {
-		t.Helper()
-		w, err := sql.Open("sqlite", "file:"+path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := sqldb.Open(ctx, w, w, d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+// TestNoncesShared: a nonce recorded through one store is a replay through
+// another on the same database (a second replica) and after a restart;
+// of many concurrent uses of one nonce, on either, exactly one is fresh;
+// ForgetNonces forgets only what is past its keep.
+func TestNoncesShared(t *testing.T) {
+	for _, o := range Stores() {
+		t.Run(o.Name, func(t *testing.T) {
+			ctx := context.Background()
+			o.Fresh(t)
+			a, b := o.Reopen(t), o.Reopen(t)
+			now := time.Now()
+			keep := now.Add(2 * time.Minute)
+			use := func(st store.Store, twin uint64, nonce string, want bool) {
+				t.Helper()
+				fresh, err := st.UseNonce(ctx, twin, nonce, keep)
+				if err != nil || fresh != want {
+					t.Fatalf("UseNonce(%d, %q) = %v, %v; want %v", twin, nonce, fresh, err, want)
+				}
+			}
+			use(a, 1, "n1", true)
+			use(b, 1, "n1", false) // the other replica
+			use(a, 1, "n1", false)
+			use(b, 2, "n1", true) // another twin's nonce
+			a.Close()
+			a = o.Reopen(t) // a restart
+			use(a, 2, "n1", false)
+
+			var wg sync.WaitGroup
+			var fresh atomic.Int32
+			for i := range 40 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					st := a
+					if i%2 == 1 {
+						st = b
+					}
+					ok, err := st.UseNonce(ctx, 3, "race", keep)
+					if err != nil {
+						t.Errorf("UseNonce: %v", err)
+					}
+					if ok {
+						fresh.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if fresh.Load() != 1 {
+				t.Fatalf("one nonce used 40 times at once on two replicas: %d fresh, want 1", fresh.Load())
+			}
+
+			if _, err := a.UseNonce(ctx, 4, "old", now.Add(-time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.ForgetNonces(ctx, now); err != nil {
+				t.Fatal(err)
+			}
+			use(a, 4, "old", true) // forgotten: past its keep
+			use(a, 1, "n1", false) // kept
+		})
 	}
-	count := func(q string) int {
-		t.Helper()
-		db, err := sql.Open("sqlite", "file:"+path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		var n int
-		if err := db.QueryRowContext(ctx, q).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
+}
+
+// TestIDsNeverReused: when the newest records are gone (deleted by hand
+// here; lost to a power cut with synchronous=NORMAL before), the next
+// records get new ids, never theirs.
+func TestIDsNeverReused(t *testing.T) {
+	for _, o := range Stores() {
+		t.Run(o.Name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := o.Fresh(t)
+			st := o.Reopen(t)
+			now := store.Stamp(time.Now())
+			var twins []uint64
+			for i := range 3 {
+				id, err := st.CreateAccount(ctx, api.Account{PublicKey: "k" + strconv.Itoa(i), CreatedAt: now, UpdatedAt: now})
+				if err != nil {
+					t.Fatal(err)
+				}
+				twins = append(twins, id)
+			}
+			f, err := st.CreateFarm(ctx, api.Farm{FarmName: "f", TwinID: twins[0], CreatedAt: now, UpdatedAt: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := st.CreateNode(ctx, api.Node{FarmID: f, TwinID: twins[1], SerialNumber: "s", CreatedAt: now, UpdatedAt: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			db, err := sql.Open(o.Driver, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{`DELETE FROM nodes WHERE node_id = ` + strconv.FormatUint(n, 10),
+				`DELETE FROM accounts WHERE twin_id = ` + strconv.FormatUint(twins[2], 10)} {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			db.Close()
+			st = o.Reopen(t)
+			id, err := st.CreateAccount(ctx, api.Account{PublicKey: "k-new", CreatedAt: now, UpdatedAt: now})
+			if err != nil || id <= twins[2] {
+				t.Fatalf("new account after twin %d was deleted: id %d, %v; want above %d", twins[2], id, err, twins[2])
+			}
+			nn, err := st.CreateNode(ctx, api.Node{FarmID: f, TwinID: id, SerialNumber: "s", CreatedAt: now, UpdatedAt: now})
+			if err != nil || nn <= n {
+				t.Fatalf("new node after node %d was deleted: id %d, %v; want above %d", n, nn, err, n)
+			}
+		})
 	}
-	d := sqlite.Dialect
-	reserved := slices.Index(d.Migrations, "")
-	if reserved < 0 {
-		t.Skip("no reserved migration number")
-	}
-	migrate(d)
-	if n := count(`SELECT count(*) FROM schema_migrations WHERE version = ` + strconv.Itoa(reserved+1)); n != 0 {
-		t.Fatalf("reserved version %d recorded", reserved+1)
-	}
-	d.Migrations = slices.Clone(d.Migrations)
-	d.Migrations[reserved] = `CREATE TABLE landed (x INTEGER)`
-	migrate(d)
-	if n := count(`SELECT count(*) FROM schema_migrations`); n != len(d.Migrations) {
-		t.Fatalf("%d versions recorded, want %d", n, len(d.Migrations))
-	}
-	if n := count(`SELECT count(*) FROM landed`); n != 0 {
-		t.Fatalf("landed holds %d rows", n)
+}
+
+// TestMigrationsConcurrent: replicas starting at once on one empty
+// database all start, and the schema is migrated once.
+func TestMigrationsConcurrent(t *testing.T) {
+	for _, o := range Stores() {
+		t.Run(o.Name, func(t *testing.T) {
+			o.Fresh(t)
+			const replicas = 6
+			var wg sync.WaitGroup
+			errs := make(chan error, replicas)
+			for range replicas {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					st, err := o.ReopenErr()
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer st.Close()
+					if v, err := st.(*sqldb.DB).SchemaVersion(context.Background()); err != nil || v != len(o.Migrations) {
+						errs <- fmt.Errorf("schema version %d, %v; want %d", v, err, len(o.Migrations))
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("a replica starting with the others: %v", err)
+			}
+		})
 	}
 }
