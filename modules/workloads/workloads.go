@@ -141,8 +141,27 @@ func serve(ctx context.Context, cfg config.Node, log *slog.Logger, facts fact.Fo
 	return nil
 }
 
+// passable makes folder dir (and its missing parents) with mode 0711:
+// passed through by containers' users, listed by root alone.
+func passable(dir string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("workloads: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return fmt.Errorf("workloads: %w", err)
+	}
+	return nil
+}
+
 // open makes the module's parts on the cache disk.
 func open(ctx context.Context, cfg config.Node, log *slog.Logger, dir string, hw fact.Hardware, newRuntime NewRuntime) (*Manager, *auth.Authenticator, error) {
+	// A container's root, an unprivileged uid on the node, reaches its
+	// root file system (runtime/) and its volumes (volumes/) through this
+	// folder: it may pass, not list. What is private below (state, auth,
+	// images, logs) is 0700 itself.
+	if err := passable(dir); err != nil {
+		return nil, nil, err
+	}
 	st, err := state.Open(filepath.Join(dir, "state"))
 	if err != nil {
 		return nil, nil, err
