@@ -199,9 +199,13 @@ func open(ctx context.Context, cfg config.Node, log *slog.Logger, dir string, hw
 		return nil, nil, fmt.Errorf("workloads: container runtime: %w", err)
 	}
 	c := admission.Capacity(total, fact.Resources{})
+	setupAt := time.Now()
 	if err := rt.Setup(ctx, runtime.Limits{MilliCPU: c.Free.MilliCPU, Memory: c.Free.Memory, Disk: c.Free.Disk}); err != nil {
 		return nil, nil, fmt.Errorf("workloads: preparing the container runtime: %w", err)
 	}
+	// Kernel modules, the workloads cgroup, the bridge and rules: the
+	// module's share of the time to ready.
+	log.Info("container runtime set up", "took", time.Since(setupAt).Round(time.Millisecond))
 	var nodePorts []string
 	if _, p, err := net.SplitHostPort(cfg.Status); err == nil {
 		nodePorts = append(nodePorts, p+"/tcp")
