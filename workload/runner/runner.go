@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -41,13 +40,22 @@ type Options struct {
 	Net netplumb.Config
 	// Node is the node's network namespace (default: this process's).
 	Node netns.NsHandle
+	// Facts is the fact folder whose network fact gives LAN and Resolvers
+	// when Net has neither (default the node's); Log where following it
+	// is reported (default slog's).
+	Facts fact.Folder
+	Log   *slog.Logger
 }
 
 // Runtime implements runtime.Runtime.
 type Runtime struct {
-	o   Options
-	c   *container.Runtime
-	net *netplumb.Plumber
+	o Options
+	// follow: LAN and resolvers come from the network fact, followed from
+	// Setup on.
+	follow     bool
+	followOnce sync.Once
+	c          *container.Runtime
+	net        *netplumb.Plumber
 
 	mu    sync.Mutex
 	specs map[string]runtime.Spec // created instances
@@ -61,6 +69,12 @@ var _ runtime.Runtime = (*Runtime)(nil)
 func New(o Options) (*Runtime, error) {
 	if o.Dir == "" {
 		return nil, errors.New("runner: no folder")
+	}
+	if o.Facts == "" {
+		o.Facts = fact.Default()
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
 	if o.Helper == "" {
 		o.Helper = container.DefaultHelper
@@ -90,15 +104,19 @@ func New(o Options) (*Runtime, error) {
 			return nil, fmt.Errorf("runner: %w", err)
 		}
 	}
-	if o.Net.LAN == nil && o.Net.Resolvers == nil {
-		o.Net.LAN, o.Net.Resolvers = uplink()
+	follow := o.Net.LAN == nil && o.Net.Resolvers == nil
+	if follow {
+		var n fact.Network
+		if o.Facts.Read(fact.NameNetwork, &n) == nil {
+			o.Net.LAN, o.Net.Resolvers = uplink(n)
+		}
 	}
 	p, err := netplumb.New(o.Net, o.Node)
 	if err != nil {
 		return nil, err
 	}
 	return &Runtime{
-		o: o, c: container.New(o.Helper, filepath.Join(o.Dir, "containers")), net: p,
+		o: o, follow: follow, c: container.New(o.Helper, filepath.Join(o.Dir, "containers")), net: p,
 		specs: map[string]runtime.Spec{}, exits: map[string]runtime.Exit{}, pids: map[string]int{},
 	}, nil
 }
@@ -106,7 +124,7 @@ func New(o Options) (*Runtime, error) {
 // Open is New with the defaults, in the shape the workloads module takes
 // (workloads.NewRuntime): modules/workloads' Module(runner.Open).
 func Open(dir string, log *slog.Logger) (runtime.Runtime, error) {
-	r, err := New(Options{Dir: dir})
+	r, err := New(Options{Dir: dir, Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -114,33 +132,15 @@ func Open(dir string, log *slog.Logger) (runtime.Runtime, error) {
 	return r, nil
 }
 
-// uplink reads the management network's prefixes and resolvers from the
-// network fact.
-func uplink() (lan []netip.Prefix, dns []netip.Addr) {
-	var n fact.Network
-	if fact.Read(fact.NameNetwork, &n) != nil {
-		return nil, nil
-	}
-	for _, a := range n.Addresses {
-		if p, err := netip.ParsePrefix(a); err == nil {
-			lan = append(lan, p.Masked())
-		}
-	}
-	for _, d := range n.DNS {
-		if a, err := netip.ParseAddr(d); err == nil {
-			dns = append(dns, a)
-		}
-	}
-	return lan, dns
-}
-
 // Setup loads the kernel modules, caps the workloads cgroup at total and
 // brings the bridge and the rule set up.
 func (r *Runtime) Setup(ctx context.Context, total runtime.Limits) error {
 	if !r.o.NoModules {
+		at := time.Now()
 		if err := kernel.Load(ctx, r.o.Init); err != nil {
 			return err
 		}
+		r.o.Log.Info("workload kernel modules loaded", "took", time.Since(at).Round(time.Millisecond))
 	}
 	if total.MilliCPU == 0 || total.Memory == 0 {
 		return fmt.Errorf("runner: setup: the workloads' total CPU and memory are required (have %d mCPU, %d bytes)", total.MilliCPU, total.Memory)
@@ -149,7 +149,14 @@ func (r *Runtime) Setup(ctx context.Context, total runtime.Limits) error {
 	if err := r.c.SetParent(p); err != nil {
 		return err
 	}
-	return r.net.Setup()
+	if err := r.net.Setup(); err != nil {
+		return err
+	}
+	if r.follow {
+		// The module's context: following stops with the module.
+		r.followOnce.Do(func() { go followUplink(ctx, r.o.Facts, r.net.SetUplink, r.o.Log) })
+	}
+	return nil
 }
 
 // AttachNetwork makes the deployment's network namespace and veth.

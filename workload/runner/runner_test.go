@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gridnode/gridnode/internal/need"
 	"github.com/gridnode/gridnode/internal/testutil"
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/gridnode/gridnode/workload/container"
 	"github.com/gridnode/gridnode/workload/container/containertest"
 	"github.com/gridnode/gridnode/workload/netplumb"
@@ -48,7 +50,7 @@ func TestRuntimeContract(t *testing.T) {
 
 	dir := containertest.Dir(t)
 	cg := containertest.RunnerCgroup
-	r, err := New(Options{Dir: dir, Helper: helper, NoModules: true, Cgroup: cg, Node: node})
+	r, err := New(Options{Dir: dir, Helper: helper, NoModules: true, Cgroup: cg, Node: node, Facts: fact.Folder(t.TempDir())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +88,13 @@ func TestRuntimeContract(t *testing.T) {
 	}
 	if err := r.Start(ctx, spec.ID); err != nil {
 		t.Fatal(err)
+	}
+	// Until a connection to its port, the instance runs.
+	uid := strconv.Itoa(int(spec.IDs.Base))
+	for what, n := range found(t, r, spec.ID, uid) {
+		if n == 0 {
+			t.Errorf("Find shows no %s of the running instance", what)
+		}
 	}
 	// The published port, from the node itself: the container answers
 	// once its nc listens.
@@ -132,6 +141,43 @@ func TestRuntimeContract(t *testing.T) {
 	if inv, _ := r.List(ctx); len(inv.Instances)+len(inv.Networks) != 0 {
 		t.Errorf("left after delete and detach: %+v", inv)
 	}
+	for what, n := range found(t, r, spec.ID, uid) {
+		if n != 0 {
+			t.Errorf("Find shows %d %s left after delete and detach", n, what)
+		}
+	}
+}
+
+// found counts what Find shows of instance id (whose processes run as
+// uid on the node) and of its deployment t1-web: other tests on the machine
+// may run containers of their own at the same time.
+func found(t *testing.T, r *Runtime, id, uid string) map[string]int {
+	t.Helper()
+	f, err := r.Find(context.Background())
+	if err != nil {
+		t.Errorf("Find: %v", err)
+	}
+	n := map[string]int{"processes": 0}
+	for _, p := range f.Processes {
+		if strings.Fields(p)[1] == uid {
+			n["processes"]++
+		}
+	}
+	count := func(what string, l []string, sub string) {
+		n[what] = 0
+		for _, e := range l {
+			if strings.Contains(e, sub) {
+				n[what]++
+			}
+		}
+	}
+	count("cgroups", f.Cgroups, id)
+	count("namespaces", f.Namespaces, "t1-web")
+	count("links", f.Links, "")
+	count("rules", f.Rules, "dnat to 10.249.0.")
+	count("mounts", f.Mounts, id)
+	count("root file systems", f.RootFS, id)
+	return n
 }
 
 func fetch(ns netns.NsHandle, addr string) (string, error) {
