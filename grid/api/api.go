@@ -161,6 +161,13 @@ type Node struct {
 	CreatedAt    time.Time   `json:"created_at"`
 	UpdatedAt    time.Time   `json:"updated_at"`
 	Approved     bool        `json:"approved"`
+	// gridnode extensions (extensions.go): the node's GPUs as it last
+	// sent them, and the release it last reported with its uptime.
+	GPUs []GPU `json:"gpus,omitempty"`
+	OSState
+	// OSVersionSince is when the registrar first saw the node report
+	// OSVersion (nil when it never reported one).
+	OSVersionSince *time.Time `json:"os_version_since,omitempty"`
 }
 
 // UnmarshalJSON accepts "interfaces" as well as "Interfaces".
@@ -190,6 +197,7 @@ type CreateNode struct {
 	SecureBoot   bool        `json:"secure_boot"`
 	Virtualized  bool        `json:"virtualized"`
 	SerialNumber string      `json:"serial_number"`
+	GPUs         []GPU       `json:"gpus,omitempty"` // extension (extensions.go)
 }
 
 // UpdateNode is the body of PATCH /nodes/:node_id.
@@ -201,12 +209,16 @@ type UpdateNode struct {
 	SecureBoot   bool        `json:"secure_boot"`
 	Virtualized  bool        `json:"virtualized"`
 	SerialNumber string      `json:"serial_number"`
+	GPUs         []GPU       `json:"gpus,omitempty"` // extension (extensions.go)
 }
 
-// Uptime is the body of POST /nodes/:node_id/uptime.
+// Uptime is the body of POST /nodes/:node_id/uptime. OSState's fields are
+// a gridnode extension (extensions.go), absent from a reference node's
+// report.
 type Uptime struct {
 	Uptime    uint64 `json:"uptime"`
 	Timestamp int64  `json:"timestamp"`
+	OSState
 }
 
 // ZOSVersion is the decoded form of GET /zos/version.

@@ -196,7 +196,9 @@ const windowError = "timestamp outside acceptable window"
 // receives the JSON answer. auth signs the request with X-Auth for twin.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any, auth bool) error {
 	var body io.Reader
-	if in != nil {
+	if raw, ok := in.(rawBody); ok {
+		body = bytes.NewReader(raw) // sent as it is (a signed document)
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("registrar %s %s: encoding request: %w", method, path, err)
@@ -233,23 +235,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	defer resp.Body.Close()
 	c.clock.observeDate(resp.Header.Get("Date"))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		e := &Error{Method: method, Path: path, Status: resp.StatusCode, Header: resp.Header}
-		var ae api.Error
-		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
-			e.Message, e.ServerTime = ae.Error, ae.ServerTime
-		} else {
-			e.Message = strings.TrimSpace(string(b))
-			if len(e.Message) > 200 {
-				e.Message = e.Message[:200] + "…"
-			}
-		}
-		if e.ServerTime != 0 {
-			// The server says our clock is out of its window: take its
-			// time as it is, whatever the Date header suggested.
-			c.clock.SetOffset(time.Unix(e.ServerTime, 0).Add(500 * time.Millisecond).Sub(c.clock.local()))
-		}
-		return e
+		return c.answerError(method, path, resp)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -260,6 +246,27 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	_, _ = io.Copy(io.Discard, resp.Body) // let the connection be reused
 	return nil
+}
+
+// answerError reads a non-2xx answer into an Error.
+func (c *Client) answerError(method, path string, resp *http.Response) *Error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	e := &Error{Method: method, Path: path, Status: resp.StatusCode, Header: resp.Header}
+	var ae api.Error
+	if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
+		e.Message, e.ServerTime = ae.Error, ae.ServerTime
+	} else {
+		e.Message = strings.TrimSpace(string(b))
+		if len(e.Message) > 200 {
+			e.Message = e.Message[:200] + "…"
+		}
+	}
+	if e.ServerTime != 0 {
+		// The server says our clock is out of its window: take its
+		// time as it is, whatever the Date header suggested.
+		c.clock.SetOffset(time.Unix(e.ServerTime, 0).Add(500 * time.Millisecond).Sub(c.clock.local()))
+	}
+	return e
 }
 
 // AccountByKey returns the account of the base64 public key pub.
@@ -433,7 +440,13 @@ func (c *Client) UpdateNode(ctx context.Context, id uint64, n api.UpdateNode) er
 // ReportUptime reports that node id has been up for uptime, stamped with the
 // server's clock as the client knows it.
 func (c *Client) ReportUptime(ctx context.Context, id uint64, uptime time.Duration) error {
-	u := api.Uptime{Uptime: uint64(uptime / time.Second), Timestamp: c.clock.Now().Unix()}
+	return c.ReportUptimeOS(ctx, id, uptime, api.OSState{})
+}
+
+// ReportUptimeOS is ReportUptime with the release the node runs (the
+// OSState extension; empty fields are not sent).
+func (c *Client) ReportUptimeOS(ctx context.Context, id uint64, uptime time.Duration, os api.OSState) error {
+	u := api.Uptime{Uptime: uint64(uptime / time.Second), Timestamp: c.clock.Now().Unix(), OSState: os}
 	return c.do(ctx, http.MethodPost, "/nodes/"+strconv.FormatUint(id, 10)+"/uptime", nil, u, nil, true)
 }
 

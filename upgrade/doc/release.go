@@ -42,6 +42,11 @@ var (
 	sha256RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
+// ValidVersion reports whether s can be a release version: 1 to 64 letters,
+// digits and . _ + - (it goes into file names and URLs). The registrar
+// checks the os_version nodes report with it.
+func ValidVersion(s string) bool { return versionRE.MatchString(s) }
+
 // Check reports what is wrong with a release document.
 func (r *Release) Check() error {
 	if !versionRE.MatchString(r.Version) {
