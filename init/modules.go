@@ -12,6 +12,7 @@ import (
 	"github.com/gridnode/gridnode/modules/network"
 	"github.com/gridnode/gridnode/modules/registrar"
 	"github.com/gridnode/gridnode/modules/storage"
+	"github.com/gridnode/gridnode/modules/upgrade"
 	"github.com/gridnode/gridnode/node/config"
 )
 
@@ -34,6 +35,12 @@ var table = []module{
 	{"identity", []string{"storage"}, identity.Run},
 	{"network", []string{"hardware"}, network.Run},
 	{"registrar", []string{"network", "identity", "hardware"}, registrar.Run},
+	// The upgrade module needs the cache disk (its trial record) and
+	// nothing more to start: a trial boot re-arms the watchdog as early as
+	// it can, and judges the other modules, the registrar's among them,
+	// whatever they do. It waits for the identity (its key places the node
+	// in a rollout) and reads the registrar's channel when it follows one.
+	{"upgrade", []string{"storage"}, upgrade.Run},
 }
 
 func findModule(name string) (module, bool) {

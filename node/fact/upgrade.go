@@ -105,6 +105,9 @@ func (u Upgrade) Summary() string {
 	if d := u.Download; d != nil && u.State == UpgDownloading {
 		fmt.Fprintf(&b, " %d/%d bytes", d.Bytes, d.Total)
 	}
+	if u.Medium != "" {
+		b.WriteString("; medium: " + u.Medium)
+	}
 	if u.RolledBack {
 		fmt.Fprintf(&b, "; rolled back from %s", u.RolledBackFrom)
 	}

@@ -1,6 +1,8 @@
 package kexec
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -30,3 +32,18 @@ func Loaded() bool {
 // Jump reboots into the loaded kernel (reboot(LINUX_REBOOT_CMD_KEXEC)).
 // It returns only when that failed; PID 1 calls it after its ordered stop.
 func Jump() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_KEXEC) }
+
+// SignalInit sends sig to PID 1, refusing unless PID 1 runs the program this
+// process runs (the node program): a module, or `/init reboot`, started on
+// a workstation by mistake must not power that off.
+func SignalInit(sig unix.Signal) error {
+	self, err1 := os.Stat("/proc/self/exe")
+	one, err2 := os.Stat("/proc/1/exe")
+	if err1 != nil || err2 != nil || !os.SameFile(self, one) {
+		return errors.New("PID 1 is not the gridnode node program; not signalling it")
+	}
+	if err := unix.Kill(1, sig); err != nil {
+		return fmt.Errorf("signalling PID 1: %w", err)
+	}
+	return nil
+}

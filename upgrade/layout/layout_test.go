@@ -59,7 +59,7 @@ func TestWithBoot(t *testing.T) {
 
 func TestVersionID(t *testing.T) {
 	for in, want := range map[string]string{
-		"NAME=gridnode\nVERSION_ID=0.2.0\n":    "0.2.0",
+		"NAME=gridnode\nVERSION_ID=0.2.0\n":     "0.2.0",
 		"ID=gridnode\nVERSION_ID=\"1.0-rc1\"\n": "1.0-rc1",
 		"NAME=gridnode\n":                       "",
 		"":                                      "",
