@@ -100,6 +100,10 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := api.CheckGPUs(req.GPUs); err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if req.TwinID != signer {
 		fail(w, http.StatusForbidden, "twin_id must be the signing twin "+strconv.FormatUint(signer, 10))
 		return
@@ -107,7 +111,7 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
 	now := store.Stamp(s.now())
 	id, err := s.st.CreateNode(r.Context(), api.Node{FarmID: req.FarmID, TwinID: req.TwinID, Location: req.Location, Resources: req.Resources,
 		Interfaces: req.Interfaces, SecureBoot: req.SecureBoot, Virtualized: req.Virtualized, SerialNumber: req.SerialNumber,
-		CreatedAt: now, UpdatedAt: now})
+		GPUs: req.GPUs, CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		s.storeErr(w, r, "node for twin "+strconv.FormatUint(req.TwinID, 10), err)
 		return
@@ -183,6 +187,10 @@ func (s *Server) updateNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := validNode(req.FarmID, req.Resources, req.Interfaces, req.SerialNumber); err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := api.CheckGPUs(req.GPUs); err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}

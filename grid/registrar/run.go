@@ -69,6 +69,11 @@ func Run(ctx context.Context, o Options) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	o.Log.Info("registrar serving", "addr", ln.Addr().String(), "db", redactDB(o.DB), "strict_auth", o.StrictAuth, "admin_twin", o.AdminTwin)
+	if len(o.ReleaseKeys) == 0 {
+		o.Log.Warn("no --release-key: channel documents are checked for form only, not for a release key's signature (nodes still check theirs)")
+	} else {
+		o.Log.Info("channel documents must be signed by a release key", "release_keys", len(o.ReleaseKeys))
+	}
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}

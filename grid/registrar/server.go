@@ -27,6 +27,14 @@
 //     again.
 //   - Rate limits (Config.RatePerIP, RatePerTwin; off by default): token
 //     buckets answered with 429 and Retry-After.
+//   - Release channels (issue 13; channels.go, rollout.go): PUT
+//     /channels/{name} by the admin twin with a signed channel document,
+//     GET /channels/{name} (public, from memory, ETag/304),
+//     GET /channels/{name}/status, POST /channels/{name}/pause|resume
+//     (admin twin); the registrar halts a rollout whose upgraded nodes go
+//     offline or roll back (Config.HaltShare).
+//   - Extension fields (grid/api extensions.go): the uptime body's OS
+//     state and node records' gpus, checked and kept.
 //   - Only ed25519 keys are accepted (the reference also tries sr25519).
 //   - An unknown route under the API prefixes answers a JSON 404 (also for a
 //     known path with another method).
@@ -53,14 +61,33 @@ import (
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/registrar/dashboard"
 	"github.com/gridnode/gridnode/grid/registrar/store"
+	"github.com/gridnode/gridnode/upgrade/doc"
 )
 
 // Config configures a Server. The zero value is usable (with a Store).
 type Config struct {
 	Store store.Store
 	Log   *slog.Logger
-	// AdminTwin may PUT /zos/version; 0: nobody.
+	// AdminTwin may PUT /zos/version, publish channel documents and pause
+	// or resume rollouts; 0: nobody.
 	AdminTwin uint64
+	// ReleaseKeys: a channel document must be signed by one of them; none:
+	// documents are checked for form only (Run says so at start).
+	ReleaseKeys []doc.PublicKey
+	// ChannelTTL bounds how long a channel is served from memory before it
+	// is read from the store again, which is how long another replica's
+	// write may take to show (default 2 s).
+	ChannelTTL time.Duration
+	// ReportInterval is how often nodes report their uptime (default 40
+	// min): rollouts are evaluated every quarter of it and a node that
+	// took no report for 1.5 of it counts as offline.
+	ReportInterval time.Duration
+	// HaltShare is by how much the share of a rollout's upgraded nodes
+	// that went offline or rolled back may exceed the offline share of
+	// the others before the registrar halts it (default 0.1; 1 never
+	// halts), once HaltMinNodes (default 5) took the version.
+	HaltShare    float64
+	HaltMinNodes int
 	// StrictAuth requires X-Auth-Strict on authenticated requests.
 	StrictAuth bool
 	// MaxBody is the largest request body accepted (default 64 KiB); larger: 413.
@@ -96,6 +123,8 @@ type Server struct {
 	ipLim    *limiter
 	twinLim  *limiter
 	metrics  *metrics
+	channels *channelCache
+	rollouts *rollouts
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -116,6 +145,18 @@ func New(cfg Config) *Server {
 	if cfg.SampleEvery <= 0 {
 		cfg.SampleEvery = time.Minute
 	}
+	if cfg.ChannelTTL <= 0 {
+		cfg.ChannelTTL = 2 * time.Second
+	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = defaultReportInterval
+	}
+	if cfg.HaltShare <= 0 {
+		cfg.HaltShare = defaultHaltShare
+	}
+	if cfg.HaltMinNodes <= 0 {
+		cfg.HaltMinNodes = defaultHaltMinNodes
+	}
 	s := &Server{
 		cfg: cfg, st: cfg.Store, stats: &statsCache{Store: cfg.Store}, log: cfg.Log, now: cfg.Now,
 		mux: http.NewServeMux(),
@@ -127,6 +168,8 @@ func New(cfg Config) *Server {
 		nonces:   newNonceCache(),
 		ipLim:    newLimiter(cfg.RatePerIP, cfg.BurstPerIP),
 		twinLim:  newLimiter(cfg.RatePerTwin, cfg.BurstPerTwin),
+		channels: newChannelCache(cfg.Store, cfg.ChannelTTL),
+		rollouts: newRollouts(),
 		stop:     make(chan struct{}),
 	}
 	s.metrics = newMetrics(s)
@@ -139,8 +182,9 @@ func New(cfg Config) *Server {
 		g.ObserveGroups(s.metrics.group)
 	}
 	s.routes()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.sampler()
+	go s.evaluator()
 	return s
 }
 
@@ -211,6 +255,11 @@ func (s *Server) routes() {
 		{"POST", "/nodes/{node_id}/approve", s.approve},
 		{"GET", "/zos/version", s.getVersion},
 		{"PUT", "/zos/version", s.setVersion},
+		{"GET", "/channels/{name}", s.getChannel},
+		{"PUT", "/channels/{name}", s.putChannel},
+		{"GET", "/channels/{name}/status", s.channelStatusRoute},
+		{"POST", "/channels/{name}/pause", s.pauseChannel},
+		{"POST", "/channels/{name}/resume", s.resumeChannel},
 	}
 	for _, p := range []string{api.Prefix, api.AltPrefix} {
 		for _, rt := range routes {

@@ -27,9 +27,13 @@ func (s *Server) uptime(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "uptime out of range")
 		return
 	}
+	if err := req.OSState.Check(); err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	// The store commits the report with the other writes under way
 	// (store/groupcommit) and answers once it is committed.
-	if err := s.st.ReportUptime(r.Context(), []store.Uptime{{NodeID: id, Uptime: req.Uptime, At: now}}); err != nil {
+	if err := s.st.ReportUptime(r.Context(), []store.Uptime{{NodeID: id, Uptime: req.Uptime, At: now, OS: req.OSState}}); err != nil {
 		s.storeErr(w, r, "uptime report", err)
 		return
 	}

@@ -26,12 +26,8 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) setVersion(w http.ResponseWriter, r *http.Request) {
-	body, signer, ok := s.authBody(w, r)
+	body, _, ok := s.adminBody(w, r, "set the version")
 	if !ok {
-		return
-	}
-	if s.cfg.AdminTwin == 0 || signer != s.cfg.AdminTwin {
-		fail(w, http.StatusForbidden, "only the admin twin may set the version")
 		return
 	}
 	var req api.SetZOSVersion

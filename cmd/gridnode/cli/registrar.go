@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/gridnode/gridnode/grid/registrar"
+	"github.com/gridnode/gridnode/upgrade/doc"
 	"github.com/spf13/cobra"
 )
 
@@ -19,6 +21,7 @@ func newRegistrarCmd() *cobra.Command {
 	var o registrar.Options
 	var jsonLogs bool
 	var logLevel, pprofListen string
+	var releaseKeys []string
 	c := &cobra.Command{
 		Use:   "registrar",
 		Short: "Serve the grid registrar API (ThreeFold node-registrar v1) and its dashboard",
@@ -38,6 +41,11 @@ a dashboard at /, Prometheus metrics at /metrics.
 				h = slog.NewJSONHandler(cmd.ErrOrStderr(), hopts)
 			}
 			o.Log = slog.New(h)
+			keys, err := doc.ParsePublicKeys(releaseKeys)
+			if err != nil {
+				return fmt.Errorf("--release-key: %w", err)
+			}
+			o.ReleaseKeys = keys
 			ctx := cmd.Context()
 			if ctx == nil {
 				ctx = context.Background()
@@ -65,7 +73,12 @@ a dashboard at /, Prometheus metrics at /metrics.
 	f := c.Flags()
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address to listen on")
 	f.StringVar(&o.DB, "db", "gridnode-registrar.db", "SQLite file path or postgres:// URL")
-	f.Uint64Var(&o.AdminTwin, "admin-twin", 0, "twin allowed to PUT /zos/version (0: nobody)")
+	f.Uint64Var(&o.AdminTwin, "admin-twin", 0, "twin allowed to PUT /zos/version, publish channel documents and pause or resume rollouts (0: nobody)")
+	f.StringArrayVar(&releaseKeys, "release-key", nil, "release public key (ed25519:BASE64, as gridnode release keygen prints it) that must sign channel documents; repeatable (none: documents are checked for form only)")
+	f.DurationVar(&o.ReportInterval, "report-interval", 40*time.Minute, "how often nodes report uptime (their gridnode.uptime): rollouts are evaluated every quarter of it, a node is offline after 1.5 of it")
+	f.Float64Var(&o.HaltShare, "halt-share", 0.1, "halt a rollout when the share of its upgraded nodes gone offline or rolled back exceeds the other nodes' offline share by this much (1: never)")
+	f.IntVar(&o.HaltMinNodes, "halt-min-nodes", 5, "nodes that must have taken a version before its rollout can be halted")
+	f.DurationVar(&o.ChannelTTL, "channel-ttl", 2*time.Second, "longest a channel is served from memory before it is read again (how soon another replica's write shows)")
 	f.BoolVar(&o.StrictAuth, "strict-auth", false, "require X-Auth-Strict signatures over method, path, body hash and nonce; refuse replays")
 	f.Int64Var(&o.MaxBody, "max-body", 64<<10, "largest request body in bytes (larger: 413)")
 	f.Float64Var(&o.RatePerIP, "rate-per-ip", 0, "requests per second allowed per client address (0: unlimited)")

@@ -65,6 +65,9 @@ type Uptime struct {
 	NodeID uint64
 	Uptime uint64    // seconds since the node booted
 	At     time.Time // becomes the node's last_seen
+	// OS is what the node said of its release (extension); without
+	// OSVersion, what is stored of it is left as it is.
+	OS api.OSState
 }
 
 // Latest keeps the latest report of each node, in the order nodes first
@@ -149,6 +152,8 @@ type Store interface {
 	AddSample(ctx context.Context, s Sample) error
 	// Samples returns the samples taken at or after since, oldest first.
 	Samples(ctx context.Context, since time.Time) ([]Sample, error)
+
+	Rollouts
 
 	Close() error
 }

@@ -188,7 +188,7 @@ func (db *DB) writeGroup(ctx context.Context, tx *sql.Tx, batch []*op) error {
 		st := tx.StmtContext(ctx, db.updateUptime)
 		defer st.Close()
 		for _, u := range uptime {
-			if _, err := st.ExecContext(ctx, i64(u.NodeID), ms(u.At), i64(u.Uptime)); err != nil {
+			if _, err := st.ExecContext(ctx, i64(u.NodeID), ms(u.At), i64(u.Uptime), u.OS.OSVersion, u.OS.Channel, u.OS.RolledBackFrom); err != nil {
 				return err
 			}
 		}
@@ -267,17 +267,23 @@ func (db *DB) insertNodes(ctx context.Context, tx *sql.Tx, rows []api.Node) (map
 	return ids, nil
 }
 
-// NodeArgs are the parameters $1..$16 of a node insert: farm, twin, country,
+// NodeArgs are the parameters $1..$17 of a node insert: farm, twin, country,
 // city, longitude, latitude, hru, sru, cru, mru, interfaces (JSON),
-// secure_boot, virtualized, serial_number, approved (false), created_at.
-func NodeArgs(n api.Node) [16]any {
+// secure_boot, virtualized, serial_number, approved (false), created_at,
+// gpus (JSON).
+func NodeArgs(n api.Node) [17]any {
 	r := n.Resources
 	ifaces := n.Interfaces
 	if ifaces == nil {
 		ifaces = []api.Interface{}
 	}
-	return [16]any{i64(n.FarmID), i64(n.TwinID), n.Location.Country, n.Location.City, n.Location.Longitude, n.Location.Latitude,
-		i64(r.HRU), i64(r.SRU), i64(r.CRU), i64(r.MRU), jsonText(ifaces), n.SecureBoot, n.Virtualized, n.SerialNumber, false, ms(n.CreatedAt)}
+	gpus := n.GPUs
+	if gpus == nil {
+		gpus = []api.GPU{}
+	}
+	return [17]any{i64(n.FarmID), i64(n.TwinID), n.Location.Country, n.Location.City, n.Location.Longitude, n.Location.Latitude,
+		i64(r.HRU), i64(r.SRU), i64(r.CRU), i64(r.MRU), jsonText(ifaces), n.SecureBoot, n.Virtualized, n.SerialNumber, false, ms(n.CreatedAt),
+		jsonText(gpus)}
 }
 
 // JSONText is how lists (relays, interfaces) are stored.

@@ -62,3 +62,51 @@ func SchemaV2(pk, with string) string {
 	ALTER TABLE nodes DROP COLUMN last_seen;
 	ALTER TABLE nodes DROP COLUMN uptime;`
 }
+
+// SchemaV4 keeps release channels and what nodes report of their release
+// (issue 13). Version 3 is left to the migration written beside it on
+// another branch (an empty entry in a dialect's Migrations).
+//
+// A channel is one row: the signed document as sent, and the registrar's
+// hold on its rollout; revision grows with each write, so writes of the
+// hold compare and set. What a node reports of its release goes into
+// uptimes, beside last_seen, so an uptime report stays one row write (and,
+// on PostgreSQL, a HOT update: none of these columns is indexed); the node
+// record's GPUs go into nodes, written when the node registers or changes.
+func SchemaV4() string {
+	return `CREATE TABLE channels (
+		name TEXT PRIMARY KEY,
+		document TEXT NOT NULL,
+		sequence BIGINT NOT NULL,
+		version TEXT NOT NULL,
+		stored_at BIGINT NOT NULL,
+		paused BOOLEAN NOT NULL,
+		share_cap BIGINT,
+		pause_at BIGINT,
+		pause_by BIGINT NOT NULL,
+		pause_reason TEXT NOT NULL,
+		halt_at BIGINT,
+		halt_reason TEXT NOT NULL,
+		revision BIGINT NOT NULL
+	);
+	ALTER TABLE uptimes ADD COLUMN os_version TEXT NOT NULL DEFAULT '';
+	ALTER TABLE uptimes ADD COLUMN channel TEXT NOT NULL DEFAULT '';
+	ALTER TABLE uptimes ADD COLUMN rolled_back_from TEXT NOT NULL DEFAULT '';
+	ALTER TABLE uptimes ADD COLUMN version_since BIGINT;
+	ALTER TABLE nodes ADD COLUMN gpus TEXT NOT NULL DEFAULT '[]';`
+}
+
+// UptimeUpsert is the ON CONFLICT clause of an uptime report's write into
+// uptimes, the same for every dialect. A report moves last_seen forward
+// only; a report that names no os_version leaves the release columns as
+// they are; a rollback stays recorded until the node reports another
+// version; version_since is when the reported version last changed.
+const UptimeUpsert = ` ON CONFLICT (node_id) DO UPDATE SET last_seen = excluded.last_seen, uptime = excluded.uptime,
+	os_version = CASE WHEN excluded.os_version = '' THEN uptimes.os_version ELSE excluded.os_version END,
+	channel = CASE WHEN excluded.os_version = '' THEN uptimes.channel ELSE excluded.channel END,
+	rolled_back_from = CASE WHEN excluded.os_version = '' THEN uptimes.rolled_back_from
+		WHEN excluded.rolled_back_from <> '' OR excluded.os_version <> uptimes.os_version THEN excluded.rolled_back_from
+		ELSE uptimes.rolled_back_from END,
+	version_since = CASE WHEN excluded.os_version = '' OR excluded.os_version = uptimes.os_version THEN uptimes.version_since
+		ELSE excluded.last_seen END
+	WHERE uptimes.last_seen <= excluded.last_seen`

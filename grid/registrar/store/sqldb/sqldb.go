@@ -29,7 +29,9 @@ import (
 type Dialect struct {
 	Name string
 	// Migrations is the versioned schema: Migrations[i] brings the schema
-	// to version i+1. Append only; never edit a released entry.
+	// to version i+1. Append only; never edit a released entry. An empty
+	// entry reserves its number for a migration another branch adds: it is
+	// skipped and not recorded, so the real one is applied once it lands.
 	Migrations []string
 	// MigrationLock, if set, runs first in each migration transaction so
 	// that concurrent starts migrate once (PostgreSQL advisory lock).
@@ -92,11 +94,11 @@ func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*DB, error) {
 		{r, &db.farmByID, `SELECT ` + farmCols + ` FROM farms WHERE farm_id = $1`},
 		{w, &db.insertAccount, `INSERT INTO accounts (public_key, relays, rmb_enc_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING twin_id`},
 		{w, &db.insertFarm, `INSERT INTO farms (farm_name, twin_id, stellar_address, dedicated, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING farm_id`},
-		{w, &db.insertNode, `INSERT INTO nodes (farm_id, twin_id, country, city, longitude, latitude, hru, sru, cru, mru, interfaces, secure_boot, virtualized, serial_number, approved, created_at, updated_at)
-			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16 WHERE EXISTS (SELECT 1 FROM farms WHERE farm_id = $1)
+		{w, &db.insertNode, `INSERT INTO nodes (farm_id, twin_id, country, city, longitude, latitude, hru, sru, cru, mru, interfaces, secure_boot, virtualized, serial_number, approved, created_at, gpus, updated_at)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16 WHERE EXISTS (SELECT 1 FROM farms WHERE farm_id = $1)
 			ON CONFLICT DO NOTHING RETURNING node_id`},
-		{w, &db.updateUptime, `INSERT INTO uptimes (node_id, last_seen, uptime) SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM nodes WHERE node_id = $1)
-			ON CONFLICT (node_id) DO UPDATE SET last_seen = excluded.last_seen, uptime = excluded.uptime WHERE uptimes.last_seen <= excluded.last_seen`},
+		{w, &db.updateUptime, `INSERT INTO uptimes (node_id, last_seen, uptime, os_version, channel, rolled_back_from, version_since)
+			SELECT $1, CAST($2 AS BIGINT), $3, CAST($4 AS TEXT), $5, $6, CASE WHEN CAST($4 AS TEXT) <> '' THEN CAST($2 AS BIGINT) END WHERE EXISTS (SELECT 1 FROM nodes WHERE node_id = $1)` + UptimeUpsert},
 	}
 	for _, p := range prep {
 		s, err := p.h.PrepareContext(ctx, p.sql)
@@ -148,6 +150,9 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	for i, m := range db.d.Migrations {
 		version := i + 1
+		if m == "" {
+			continue
+		}
 		if err := db.tx(ctx, func(tx *sql.Tx) error {
 			if db.d.MigrationLock != "" {
 				if _, err := tx.ExecContext(ctx, db.d.MigrationLock); err != nil {
@@ -386,18 +391,32 @@ func (db *DB) UpdateFarm(ctx context.Context, id uint64, u api.UpdateFarm, now t
 // A node's columns, and the tables they come from: its last_seen is in
 // uptimes (schema version 2), where a node has a row once it reported.
 const (
-	nodeCols = `n.node_id, n.farm_id, n.twin_id, n.country, n.city, n.longitude, n.latitude, n.hru, n.sru, n.cru, n.mru, n.interfaces, n.secure_boot, n.virtualized, n.serial_number, u.last_seen, n.approved, n.created_at, n.updated_at`
+	nodeCols = `n.node_id, n.farm_id, n.twin_id, n.country, n.city, n.longitude, n.latitude, n.hru, n.sru, n.cru, n.mru, n.interfaces, n.secure_boot, n.virtualized, n.serial_number, u.last_seen, n.approved, n.created_at, n.updated_at,
+		n.gpus, u.os_version, u.channel, u.rolled_back_from, u.version_since`
 	nodeFrom = `nodes n LEFT JOIN uptimes u ON u.node_id = n.node_id`
 )
 
 func scanNode(s scanner) (api.Node, error) {
 	var n api.Node
-	var ifaces string
-	var seen sql.NullInt64
+	var ifaces, gpus string
+	var seen, since sql.NullInt64
+	var osVersion, channel, rolledBackFrom sql.NullString // NULL: the node never reported
 	var hru, sru, cru, mru, c, u int64
 	if err := s.Scan(&n.NodeID, &n.FarmID, &n.TwinID, &n.Location.Country, &n.Location.City, &n.Location.Longitude, &n.Location.Latitude,
-		&hru, &sru, &cru, &mru, &ifaces, &n.SecureBoot, &n.Virtualized, &n.SerialNumber, &seen, &n.Approved, &c, &u); err != nil {
+		&hru, &sru, &cru, &mru, &ifaces, &n.SecureBoot, &n.Virtualized, &n.SerialNumber, &seen, &n.Approved, &c, &u,
+		&gpus, &osVersion, &channel, &rolledBackFrom, &since); err != nil {
 		return n, err
+	}
+	n.OSVersion, n.Channel, n.RolledBackFrom = osVersion.String, channel.String, rolledBackFrom.String
+	n.RolledBack = n.RolledBackFrom != ""
+	if since.Valid {
+		t := fromMS(since.Int64)
+		n.OSVersionSince = &t
+	}
+	if gpus != "" && gpus != "[]" {
+		if err := json.Unmarshal([]byte(gpus), &n.GPUs); err != nil {
+			return n, fmt.Errorf("decoding gpus of node %d: %w", n.NodeID, err)
+		}
 	}
 	n.Resources = api.Resources{HRU: uint64(hru), SRU: uint64(sru), CRU: uint64(cru), MRU: uint64(mru)}
 	n.CreatedAt, n.UpdatedAt = fromMS(c), fromMS(u)
@@ -477,6 +496,9 @@ func (db *DB) UpdateNode(ctx context.Context, id uint64, u api.UpdateNode, now t
 	if u.Interfaces == nil {
 		u.Interfaces = []api.Interface{}
 	}
+	if u.GPUs == nil {
+		u.GPUs = []api.GPU{}
+	}
 	r := u.Resources
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		var farm int64
@@ -494,9 +516,10 @@ func (db *DB) UpdateNode(ctx context.Context, id uint64, u api.UpdateNode, now t
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE nodes SET farm_id = $2, country = $3, city = $4, longitude = $5, latitude = $6,
 			hru = $7, sru = $8, cru = $9, mru = $10, interfaces = $11, secure_boot = $12, virtualized = $13, serial_number = $14,
-			approved = CASE WHEN farm_id = $2 THEN approved ELSE $15 END, updated_at = $16 WHERE node_id = $1`,
+			approved = CASE WHEN farm_id = $2 THEN approved ELSE $15 END, updated_at = $16, gpus = $17 WHERE node_id = $1`,
 			i64(id), i64(u.FarmID), u.Location.Country, u.Location.City, u.Location.Longitude, u.Location.Latitude,
-			i64(r.HRU), i64(r.SRU), i64(r.CRU), i64(r.MRU), jsonText(u.Interfaces), u.SecureBoot, u.Virtualized, u.SerialNumber, false, ms(now))
+			i64(r.HRU), i64(r.SRU), i64(r.CRU), i64(r.MRU), jsonText(u.Interfaces), u.SecureBoot, u.Virtualized, u.SerialNumber, false, ms(now),
+			jsonText(u.GPUs))
 		return db.wrap("updating node", err)
 	})
 }

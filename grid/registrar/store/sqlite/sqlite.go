@@ -21,6 +21,8 @@ import (
 var Migrations = []string{
 	sqldb.SchemaV1("INTEGER PRIMARY KEY"),
 	sqldb.SchemaV2("INTEGER PRIMARY KEY", ""),
+	"", // 3: reserved for the registrar hardening's migration (issue 14)
+	sqldb.SchemaV4(),
 }
 
 // Dialect is SQLite's part of the shared SQL store.

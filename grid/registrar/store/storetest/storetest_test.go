@@ -3,12 +3,15 @@ package storetest
 import (
 	"context"
 	"database/sql"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gridnode/gridnode/grid/registrar/store"
 	"github.com/gridnode/gridnode/grid/registrar/store/sqldb"
+	"github.com/gridnode/gridnode/grid/registrar/store/sqlite"
 )
 
 func TestConformance(t *testing.T) {
@@ -78,5 +81,56 @@ func TestMigrateV1(t *testing.T) {
 				t.Fatalf("online after node 2 reported = %d, want 2", s.Online)
 			}
 		})
+	}
+}
+
+// TestReservedMigration: an empty entry of Migrations reserves its number
+// for a migration another branch adds. It is not recorded, so a database
+// migrated without it takes the real one once it lands.
+func TestReservedMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "r.db")
+	migrate := func(d sqldb.Dialect) {
+		t.Helper()
+		w, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := sqldb.Open(ctx, w, w, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+	count := func(q string) int {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	d := sqlite.Dialect
+	reserved := slices.Index(d.Migrations, "")
+	if reserved < 0 {
+		t.Skip("no reserved migration number")
+	}
+	migrate(d)
+	if n := count(`SELECT count(*) FROM schema_migrations WHERE version = ` + strconv.Itoa(reserved+1)); n != 0 {
+		t.Fatalf("reserved version %d recorded", reserved+1)
+	}
+	d.Migrations = slices.Clone(d.Migrations)
+	d.Migrations[reserved] = `CREATE TABLE landed (x INTEGER)`
+	migrate(d)
+	if n := count(`SELECT count(*) FROM schema_migrations`); n != len(d.Migrations) {
+		t.Fatalf("%d versions recorded, want %d", n, len(d.Migrations))
+	}
+	if n := count(`SELECT count(*) FROM landed`); n != 0 {
+		t.Fatalf("landed holds %d rows", n)
 	}
 }

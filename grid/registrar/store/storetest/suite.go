@@ -186,6 +186,8 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	if v, err := st.ZOSVersion(ctx); err != nil || v != "v2" {
 		t.Fatalf("ZOSVersion = %q, %v", v, err)
 	}
+
+	channels(t, st)
 }
 
 // concurrent makes the writes a booting grid makes, many at once, so that
