@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/gridnode/gridnode/upgrade/doc"
@@ -50,11 +51,10 @@ type verdict struct {
 // until the next one is published, and a download that failed is retried
 // under it. Only a sequence below it is a replay.
 func decide(o offer) verdict {
-	last := o.st.LastSequence
-	if last > 0 {
-		last-- // doc.Accept refuses a sequence <= last
+	c, err := doc.Accept(o.state.Document, o.keys, o.channel, 0, o.now)
+	if err == nil && c.Sequence < o.st.LastSequence {
+		err = fmt.Errorf("channel document: %w %d; this node already accepted %d (a replayed or stale document)", doc.ErrOldSequence, c.Sequence, o.st.LastSequence)
 	}
-	c, err := doc.Accept(o.state.Document, o.keys, o.channel, last, o.now)
 	if err != nil {
 		return verdict{act: refuse, err: err}
 	}
@@ -80,4 +80,6 @@ func decide(o offer) verdict {
 }
 
 // pct writes parts per million as a percentage.
-func pct(ppm uint32) string { return fmt.Sprintf("%g%%", float64(ppm)/doc.PPM*100) }
+func pct(ppm uint32) string {
+	return strconv.FormatFloat(float64(ppm)/(doc.PPM/100), 'f', -1, 64) + "%"
+}

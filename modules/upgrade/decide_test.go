@@ -109,7 +109,7 @@ func TestDecide(t *testing.T) {
 		{name: "failed here", doc: good, node: in, st: failed, want: hold, why: "failed its trial on this node"},
 		{name: "failed, newer sequence", doc: channelDoc(t, key, 6, "0.2.0", 100_000, nil), node: in, st: failed, want: take},
 		{name: "the same document again", doc: good, node: in, st: trial.State{LastSequence: 5}, want: take},
-		{name: "old sequence", doc: good, node: in, st: trial.State{LastSequence: 6}, want: refuse, is: doc.ErrOldSequence},
+		{name: "old sequence", doc: good, node: in, st: trial.State{LastSequence: 6}, want: refuse, is: doc.ErrOldSequence, why: "old sequence 5; this node already accepted 6"},
 		{name: "expired", doc: good, node: in, now: t0.Add(24 * time.Hour), want: refuse, is: doc.ErrExpired},
 		{name: "bad signature", doc: tampered, node: in, want: refuse, why: "bad signature"},
 		{name: "unknown key", doc: channelDoc(t, other, 5, "0.2.0", 100_000, nil), node: in, want: refuse, is: doc.ErrUnknownKey},

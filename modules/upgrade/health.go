@@ -26,15 +26,15 @@ type view struct {
 }
 
 // healthy says whether the release on trial proved healthy, and otherwise
-// what it still waits for, in words. Healthy is: every module ready; the
+// what it still waits for, in words, and whether it can never pass in
+// this boot (hopeless: a module it needs is not even run). Healthy is: every module ready; the
 // registrar accepted an uptime report of this boot, or, after half the
 // deadline, it is unreachable (down or overloaded: no verdict on the
 // release, and a rollout must not stall on a registrar outage); and every
 // workload the node runs runs again.
-func healthy(v view) (bool, []string) {
-	var waiting []string
+func healthy(v view) (ok, hopeless bool, waiting []string) {
 	if v.modules == nil {
-		return false, []string{"the supervisor's module states"}
+		return false, false, []string{"the supervisor's module states"}
 	}
 	var names []string
 	for n := range v.modules {
@@ -51,6 +51,7 @@ func healthy(v view) (bool, []string) {
 	switch {
 	case !runs:
 		waiting = append(waiting, "the registrar module, which does not run (gridnode.modules)")
+		hopeless = true
 	case r != nil && r.LastUptime != nil:
 	case r != nil && r.Unreachable && v.elapsed >= v.deadline/2:
 		// Unreachable for the second half: the modules' readiness decides.
@@ -74,7 +75,7 @@ func healthy(v view) (bool, []string) {
 			}
 		}
 	}
-	return len(waiting) == 0, waiting
+	return len(waiting) == 0, hopeless, waiting
 }
 
 // workloadKey names a workload across a jump: owner/deployment/workload.

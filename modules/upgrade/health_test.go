@@ -38,29 +38,30 @@ func TestHealthy(t *testing.T) {
 	selfStarting["upgrade"] = fact.Module{State: fact.StateStarting}
 
 	for _, c := range []struct {
-		name    string
-		v       view
-		ok      bool
-		waiting string
+		name     string
+		v        view
+		ok       bool
+		waiting  string
+		hopeless bool
 	}{
-		{"all ready, reported", view{modules: all, registrar: reported}, true, ""},
-		{"itself not ready yet", view{modules: selfStarting, registrar: reported, self: "upgrade"}, true, ""},
-		{"no module states", view{registrar: reported}, false, "the supervisor's module states"},
-		{"a module restarting", view{modules: restarting, registrar: reported}, false, "module network (restarting)"},
-		{"no report yet", view{modules: all, registrar: &fact.Registrar{State: fact.RegRegistering}}, false, "an uptime report the registrar accepts"},
-		{"refused by the registrar", view{modules: all, registrar: refused, elapsed: 9, deadline: 10}, false, "answered 401"},
-		{"registrar down, first half", view{modules: all, registrar: down, elapsed: 4, deadline: 10}, false, "unreachable"},
-		{"registrar down, second half", view{modules: all, registrar: down, elapsed: 5, deadline: 10}, true, ""},
-		{"registrar not run", view{modules: noRegistrar, registrar: reported}, false, "does not run"},
-		{"workloads run again", view{modules: all, registrar: reported, workloads: wl(fact.WorkloadRunning, fact.WorkloadExited)}, true, ""},
-		{"a workload pulling", view{modules: all, registrar: reported, workloads: wl(fact.WorkloadRunning, fact.WorkloadPulling)}, false, "workload 1/web/b (pulling)"},
-		{"only those that ran count", view{modules: all, registrar: reported, workloads: wl(fact.WorkloadRunning, fact.WorkloadFailed), ran: []string{"1/web/a"}}, true, ""},
-		{"one that ran is gone", view{modules: all, registrar: reported, workloads: wl(fact.WorkloadRunning), ran: []string{"1/web/a", "1/web/z"}}, false, "workload 1/web/z (not there)"},
+		{"all ready, reported", view{modules: all, registrar: reported}, true, "", false},
+		{"itself not ready yet", view{modules: selfStarting, registrar: reported, self: "upgrade"}, true, "", false},
+		{"no module states", view{registrar: reported}, false, "the supervisor's module states", false},
+		{"a module restarting", view{modules: restarting, registrar: reported}, false, "module network (restarting)", false},
+		{"no report yet", view{modules: all, registrar: &fact.Registrar{State: fact.RegRegistering}}, false, "an uptime report the registrar accepts", false},
+		{"refused by the registrar", view{modules: all, registrar: refused, elapsed: 9, deadline: 10}, false, "answered 401", false},
+		{"registrar down, first half", view{modules: all, registrar: down, elapsed: 4, deadline: 10}, false, "unreachable", false},
+		{"registrar down, second half", view{modules: all, registrar: down, elapsed: 5, deadline: 10}, true, "", false},
+		{"registrar not run", view{modules: noRegistrar, registrar: reported}, false, "does not run", true},
+		{"workloads run again", view{modules: all, registrar: reported, workloads: wl(fact.WorkloadRunning, fact.WorkloadExited)}, true, "", false},
+		{"a workload pulling", view{modules: all, registrar: reported, workloads: wl(fact.WorkloadRunning, fact.WorkloadPulling)}, false, "workload 1/web/b (pulling)", false},
+		{"only those that ran count", view{modules: all, registrar: reported, workloads: wl(fact.WorkloadRunning, fact.WorkloadFailed), ran: []string{"1/web/a"}}, true, "", false},
+		{"one that ran is gone", view{modules: all, registrar: reported, workloads: wl(fact.WorkloadRunning), ran: []string{"1/web/a", "1/web/z"}}, false, "workload 1/web/z (not there)", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ok, waiting := healthy(c.v)
-			if ok != c.ok || !strings.Contains(strings.Join(waiting, "; "), c.waiting) {
-				t.Fatalf("healthy = %v, waiting %q; want %v, waiting for %q", ok, waiting, c.ok, c.waiting)
+			ok, hopeless, waiting := healthy(c.v)
+			if ok != c.ok || hopeless != c.hopeless || !strings.Contains(strings.Join(waiting, "; "), c.waiting) {
+				t.Fatalf("healthy = %v (hopeless %v), waiting %q; want %v (hopeless %v), waiting for %q", ok, hopeless, waiting, c.ok, c.hopeless, c.waiting)
 			}
 		})
 	}

@@ -7,63 +7,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/gridnode/gridnode/build/release"
 	"github.com/gridnode/gridnode/upgrade/doc"
 	"github.com/gridnode/gridnode/upgrade/layout"
+	"github.com/gridnode/gridnode/workload/image/imagetest"
 )
 
-// testRegistry is go-containerregistry's registry in process, behind a
-// handler that logs every blob request and can send other bytes for one
-// blob (a registry, or a mirror, that lies).
-type testRegistry struct {
-	*httptest.Server
-	mu     sync.Mutex
-	blobs  []string // digests asked for
-	forged map[string][]byte
-}
-
-func newRegistry(t *testing.T) *testRegistry {
-	t.Helper()
-	r := &testRegistry{forged: map[string][]byte{}}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) {
-		if i := strings.Index(q.URL.Path, "/blobs/sha256:"); i >= 0 && q.Method == http.MethodGet {
-			d := q.URL.Path[i+len("/blobs/"):]
-			r.mu.Lock()
-			r.blobs = append(r.blobs, d)
-			b, forged := r.forged[d]
-			r.mu.Unlock()
-			if forged {
-				w.Header().Set("Docker-Content-Digest", d)
-				w.Write(b)
-				return
-			}
-		}
-		h.ServeHTTP(w, q)
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *testRegistry) host() string { return strings.TrimPrefix(r.URL, "http://") }
-
-func (r *testRegistry) asked(digest string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, d := range r.blobs {
-		if d == digest {
+// asked says whether reg served a GET of blob digest.
+func asked(reg *imagetest.Registry, digest string) bool {
+	for _, r := range reg.Requests() {
+		if strings.HasPrefix(r, "GET ") && strings.Contains(r, "/blobs/"+digest+" ") {
 			return true
 		}
 	}
@@ -79,7 +38,7 @@ type testRelease struct {
 	ref     string // pushed, by digest
 }
 
-func pushRelease(t *testing.T, reg *testRegistry, version string, signer []byte, sign func(doc.Release) ([]byte, error)) *testRelease {
+func pushRelease(t *testing.T, reg *imagetest.Registry, version string, signer []byte, sign func(doc.Release) ([]byte, error)) *testRelease {
 	t.Helper()
 	dir := t.TempDir()
 	r := &testRelease{version: version, uki: make([]byte, 3<<20+17)}
@@ -96,11 +55,11 @@ func pushRelease(t *testing.T, reg *testRegistry, version string, signer []byte,
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, doc.ReleaseName), b, 0o644)
-	d, err := release.Push(context.Background(), dir, reg.host()+"/gridnode/release:"+version)
+	d, err := release.Push(context.Background(), dir, reg.Host+"/gridnode/release:"+version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.ref = reg.host() + "/gridnode/release@" + d
+	r.ref = reg.Host + "/gridnode/release@" + d
 	return r
 }
 
@@ -108,7 +67,7 @@ func TestPull(t *testing.T) {
 	key, pub := releaseKey(t)
 	other, _ := releaseKey(t)
 	signed := func(r doc.Release) ([]byte, error) { return doc.SignRelease(r, key) }
-	reg := newRegistry(t)
+	reg := imagetest.Start(t)
 	good := pushRelease(t, reg, "0.2.0", nil, signed)
 	ukiDigest := "sha256:" + good.file.SHA256
 	ctx := context.Background()
@@ -148,29 +107,25 @@ func TestPull(t *testing.T) {
 		}), "0.2.3", "is not the signed one"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			reg.mu.Lock()
-			reg.blobs = nil
-			reg.mu.Unlock()
+			before := len(reg.Requests())
 			_, err := p.pull(ctx, c.rel.ref, c.version, filepath.Join(t.TempDir(), "release"))
 			if !errors.Is(err, errRefused) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("pull: %v, want refused: %q", err, c.want)
 			}
-			if reg.asked("sha256:" + c.rel.file.SHA256) {
+			if slices.ContainsFunc(reg.Requests()[before:], func(r string) bool { return strings.Contains(r, "/blobs/sha256:"+c.rel.file.SHA256+" ") }) {
 				t.Fatal("the UKI was downloaded for a release that was refused")
 			}
 		})
 	}
 
 	t.Run("the registry sends other bytes", func(t *testing.T) {
-		forged := append([]byte(nil), good.uki...)
-		forged[len(forged)/2] ^= 1
-		reg.mu.Lock()
-		reg.forged[ukiDigest] = forged
-		reg.mu.Unlock()
-		defer func() { reg.mu.Lock(); delete(reg.forged, ukiDigest); reg.mu.Unlock() }()
+		// A release of its own, as Corrupt lasts: its UKI is good's and
+		// one byte more.
+		bad := pushRelease(t, reg, "0.2.4", append(append([]byte(nil), good.uki...), 0), signed)
+		reg.Corrupt("sha256:" + bad.file.SHA256)
 		dir := filepath.Join(t.TempDir(), "release")
-		_, err := p.pull(ctx, good.ref, "0.2.0", dir)
-		if !errors.Is(err, errRefused) || !strings.Contains(err.Error(), "the signed release says "+good.file.SHA256) {
+		_, err := p.pull(ctx, bad.ref, "0.2.4", dir)
+		if !errors.Is(err, errRefused) || !strings.Contains(err.Error(), "the signed release says "+bad.file.SHA256) {
 			t.Fatalf("pull: %v, want the sha256 mismatch", err)
 		}
 		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
@@ -179,18 +134,18 @@ func TestPull(t *testing.T) {
 	})
 
 	t.Run("a lying mirror is passed over", func(t *testing.T) {
-		mirror := newRegistry(t)
+		mirror := imagetest.Start(t)
 		// The mirror holds the same artifact, but sends other bytes for
 		// its UKI.
 		pushRelease(t, mirror, "0.2.0", good.uki, signed)
-		mirror.forged[ukiDigest] = make([]byte, len(good.uki))
+		mirror.Corrupt(ukiDigest)
 		p := p
-		p.mirror = "http://" + mirror.host()
+		p.mirror = "http://" + mirror.Host
 		r, err := p.pull(ctx, good.ref, "0.2.0", filepath.Join(t.TempDir(), "release"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !mirror.asked(ukiDigest) {
+		if !asked(mirror, ukiDigest) {
 			t.Fatal("the mirror was not asked first")
 		}
 		if b, _ := os.ReadFile(r.ukiPath()); !bytes.Equal(b, good.uki) {

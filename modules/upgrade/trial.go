@@ -53,13 +53,17 @@ func (m *module) trial(ctx context.Context) bool {
 	tick := time.NewTicker(lookEvery)
 	defer tick.Stop()
 	for {
-		ok, waiting := healthy(m.view(ran, deadline))
+		ok, hopeless, waiting := healthy(m.view(ran, deadline))
 		if ok {
 			break
 		}
-		if bootTime() >= deadline {
+		if hopeless || bootTime() >= deadline {
 			g.end(false)
-			msg := fmt.Sprintf("the trial of %s failed: not healthy within %s; still waiting for %s; going back to the release it came from", m.running, deadline, strings.Join(waiting, ", "))
+			why := fmt.Sprintf("not healthy within %s", deadline)
+			if hopeless {
+				why = "it cannot become healthy in this boot"
+			}
+			msg := fmt.Sprintf("the trial of %s failed: %s; waiting for %s; going back to the release it came from", m.running, why, strings.Join(waiting, ", "))
 			m.fact.State, m.fact.Message, m.fact.Trial.Waiting = fact.UpgError, msg, waiting
 			m.publish()
 			m.log.Error(msg)
