@@ -254,7 +254,7 @@ type upRig struct {
 
 // artifact is a release pushed to the test registry.
 type artifact struct {
-	ref string    // as the nodes reach it: 10.0.2.2:PORT/gridnode/release@sha256:…
+	ref string   // as the nodes reach it: 10.0.2.2:PORT/gridnode/release@sha256:…
 	uki doc.File // its UKI, as signed
 }
 
