@@ -13,6 +13,8 @@ pkgs=(
   postgresql                             # the registrar's scaled store, tested
   chromium                               # the dashboard's browser test
   git ca-certificates curl unzip make gcc
+  libseccomp-dev                         # static libseccomp.a for the container helper
+  busybox-static runc nftables           # workload tests: test image, oracles
 )
 
 missing=()

@@ -192,6 +192,11 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	ar.File("init", bin, 0o755)
+	helper, err := b.compileHelper(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ar.File(HelperPath, helper, 0o755)
 
 	// Configuration, skeleton and extra files.
 	nodeYAML, err := yaml.Marshal(s.Node)

@@ -71,7 +71,7 @@ func TestSelectModulesAddsDependencies(t *testing.T) {
 	saved := table
 	defer func() { table = saved }()
 	nop := func(context.Context, config.Node, *slog.Logger) error { return nil }
-	table = []module{{"hardware", nil, nop}, {"network", []string{"hardware"}, nop}, {"console", nil, nop}}
+	table = []module{{name: "hardware", run: nop}, {name: "network", deps: []string{"hardware"}, run: nop}, {name: "console", run: nop}}
 	sel, unknown := selectModules([]string{"network", "ghost"})
 	var names []string
 	for _, m := range sel {

@@ -382,6 +382,9 @@ func supervise(ctx context.Context, con *console, cfg config.Node, self string) 
 			Deps: m.deps,
 			Argv: []string{self, "module", m.name},
 			Env:  env,
+
+			Grace:         m.grace,
+			StopsChildren: m.stopsChildren,
 		})
 	}
 	if cfg.Flavour == config.FlavourDebug {

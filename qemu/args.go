@@ -367,6 +367,9 @@ func (b *argBuilder) nics() error {
 		netdev := n.Netdev
 		if netdev == "" {
 			netdev = "user"
+			if o.Restrict {
+				netdev += ",restrict=on"
+			}
 			if i == 0 {
 				for _, f := range o.Forwards {
 					host, err := b.hostPort(f)

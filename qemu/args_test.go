@@ -138,6 +138,11 @@ func TestArgsForwardsPickFreeHostPorts(t *testing.T) {
 	}
 }
 
+func TestArgsRestrictKeepsForwards(t *testing.T) {
+	args, vm := buildArgs(t, Options{Boot: KernelBoot(touch(t, "k"), "", ""), Restrict: true, Forwards: []Forward{{Guest: 9100}}})
+	wantArgs(t, args, "-netdev user,restrict=on,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(vm.HostPort(9100))+"-:9100,id=net0")
+}
+
 func TestArgsInteractiveConsoleOnTheTerminal(t *testing.T) {
 	args, _ := buildArgs(t, Options{Boot: KernelBoot(touch(t, "k"), "", ""), Interactive: true, ExtraSerials: 1})
 	wantArgs(t, args, "-chardev stdio,id=ser0,mux=on,signal=off,logfile=", "-serial chardev:ser0 -mon chardev=ser0,mode=readline", "-serial pty")

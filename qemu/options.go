@@ -184,6 +184,11 @@ type Options struct {
 	NICs      []NIC
 	NoNetwork bool
 	Forwards  []Forward // host → guest forwards on the first NIC
+	// Restrict cuts the user networks off (QEMU's restrict=on): the guest
+	// still gets its DHCP lease, and Forwards still reach it, but it
+	// reaches neither the host (10.0.2.2) nor anything beyond, as a node
+	// whose uplink lost the internet.
+	Restrict bool
 
 	// ExtraSerials adds serial lines ttyS1, ttyS2, ... after the console
 	// (ttyS0), each readable and writable as VM.Port(i).

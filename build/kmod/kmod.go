@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/gridnode/gridnode/workload/kernel"
 )
 
 // Module is what a .ko file says of itself.
@@ -63,6 +65,8 @@ var Groups = map[string][]string{
 	"platform": {"button", "evdev", "amd_rng", "intel_rng", "via_rng", "tpm_tis", "tpm_crb",
 		"i6300esb", "iTCO_wdt", "sp5100_tco"},
 	"filesystems": {"ext4", "vfat", "iso9660", "btrfs", "nls_cp437", "nls_utf8", "nls_ascii"},
+	// workloads: containers and their network (package workload/kernel).
+	"workloads": kernel.Modules,
 }
 
 // GroupNames lists the groups, sorted, for error messages.

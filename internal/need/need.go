@@ -56,6 +56,10 @@ var Packages = map[string]string{
 	"qemu-system-x86_64": "qemu-system-x86",
 	"qemu-img":           "qemu-utils",
 	"chromium":           "chromium",
+	"runc":               "runc",
+	"nft":                "nftables",
+	"busybox":            "busybox-static",
+	"skopeo":             "skopeo",
 }
 
 // sbin is searched after $PATH: a user's PATH often lacks it, and mkfs,

@@ -254,9 +254,9 @@ func (m *Manager) Undeploy(owner uint64, name string, purge bool) (deployment.St
 		}
 	}
 	m.mu.Unlock()
-	m.notify()
 	m.log.Info("deployment removed", "deployment", key, "purge", purge)
 	m.gc("undeploy " + key)
+	m.notify() // after the collection: the fact lists the images left
 	return st, nil
 }
 

@@ -3,6 +3,8 @@ package workloads
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/gridnode/gridnode/workload/admission"
 	"github.com/gridnode/gridnode/workload/logs"
+	"github.com/gridnode/gridnode/workload/runtime"
 	"github.com/gridnode/gridnode/workload/state"
 )
 
@@ -114,10 +117,39 @@ func (m *Manager) publisher(ctx context.Context) {
 		if folder == "" {
 			continue
 		}
-		if err := folder.Write(fact.NameWorkloads, m.Fact()); err != nil {
+		f := m.Fact()
+		f.Found = m.found(ctx)
+		if err := folder.Write(fact.NameWorkloads, f); err != nil {
 			m.log.Warn("publishing the workloads fact", "err", err)
 		}
 	}
+}
+
+// found is what the runtime finds on the node, with the volumes and images
+// on the cache disk; nil when the runtime cannot look.
+func (m *Manager) found(ctx context.Context) *fact.WorkloadsFound {
+	fi, ok := m.rt.(runtime.Finder)
+	if !ok {
+		return nil
+	}
+	f, err := fi.Find(ctx)
+	if err != nil {
+		m.log.Warn("looking at what workloads hold on the node", "err", err)
+	}
+	keys, _ := os.ReadDir(filepath.Join(m.cfg.Dir, "volumes"))
+	for _, k := range keys {
+		vols, _ := os.ReadDir(filepath.Join(m.cfg.Dir, "volumes", k.Name()))
+		for _, v := range vols {
+			f.Volumes = append(f.Volumes, k.Name()+"/"+v.Name())
+		}
+	}
+	if m.images != nil {
+		f.Images, err = m.images.Refs()
+		if err != nil {
+			m.log.Warn("listing the image store", "err", err)
+		}
+	}
+	return &f
 }
 
 // PublishTo publishes the fact "workloads" in folder from now on, naming
@@ -127,7 +159,9 @@ func (m *Manager) PublishTo(folder fact.Folder, socket string) error {
 	m.mu.Lock()
 	m.cfg.Facts, m.cfg.Socket = folder, socket
 	m.mu.Unlock()
-	return folder.Write(fact.NameWorkloads, m.Fact())
+	f := m.Fact()
+	f.Found = m.found(m.ctx)
+	return folder.Write(fact.NameWorkloads, f)
 }
 
 // Fact is the public summary of what runs (fact "workloads").

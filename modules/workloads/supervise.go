@@ -117,7 +117,8 @@ func (m *Manager) waitOrStop(ctx context.Context, w *workloadRun, id string) (ru
 	t := time.NewTimer(m.cfg.Grace)
 	defer t.Stop()
 	select {
-	case <-exited:
+	case e := <-exited:
+		m.log.Info("workload stopped", "instance", id, "exit", describe(e, w.spec.Memory))
 	case <-t.C:
 		m.log.Warn("workload ignored SIGTERM; killing it", "instance", id, "grace", m.cfg.Grace)
 		m.rt.Signal(bg, id, syscall.SIGKILL)

@@ -24,6 +24,37 @@ type Workloads struct {
 	// Error says why the node takes no deployments ("no cache disk ..."),
 	// "" when it does.
 	Error string `json:"error,omitempty"`
+	// Found is what the node holds for workloads as found by looking at
+	// the kernel and the cache disk, not at the module's bookkeeping: a
+	// person debugging a node (and the tests) sees that an undeployed
+	// deployment left nothing behind. Nil where the runtime cannot look.
+	Found *WorkloadsFound `json:"found,omitempty"`
+}
+
+// WorkloadsFound lists the workloads' kernel objects and files on a node.
+// Entries name the container instance ("t42-web.web.g1") or deployment
+// ("t42-web") they belong to where the kernel says it.
+type WorkloadsFound struct {
+	// Processes are the processes of workloads (host uid in a workload
+	// range) and the container helpers: "PID UID COMMAND".
+	Processes []string `json:"processes"`
+	// Cgroups are the cgroups under the workloads cgroup.
+	Cgroups []string `json:"cgroups"`
+	// Namespaces are the deployments' network namespaces; Links the veths
+	// on the workload bridge.
+	Namespaces []string `json:"namespaces"`
+	Links      []string `json:"links"`
+	// Rules are the nftables rules that forward to a workload ("chain
+	// tcp dport 8080 dnat to 10.249.0.2:8080").
+	Rules []string `json:"rules"`
+	// Mounts are mount points of the workloads' root file systems and
+	// writable layers; RootFS the instances' folders on the cache disk.
+	Mounts []string `json:"mounts"`
+	RootFS []string `json:"rootfs"`
+	// Volumes are the deployments' volume folders ("t42-web/data").
+	Volumes []string `json:"volumes"`
+	// Images are the references of the images in the store.
+	Images []string `json:"images"`
 }
 
 // Resources are amounts of what workloads use.

@@ -173,6 +173,22 @@ func (s *Store) readIndex() (v1.IndexManifest, error) {
 	return idx, nil
 }
 
+// Refs are the references of the images the store holds, as index.json
+// lists them.
+func (s *Store) Refs() ([]string, error) {
+	s.index.Lock()
+	idx, err := s.readIndex()
+	s.index.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var l []string
+	for _, m := range idx.Manifests {
+		l = append(l, m.Annotations[RefAnnotation])
+	}
+	return l, nil
+}
+
 // record adds (or replaces) the descriptor of the image ref in index.json.
 func (s *Store) record(ref string, d v1.Descriptor) error {
 	s.index.Lock()

@@ -55,6 +55,8 @@ import (
 	"io"
 	"syscall"
 	"time"
+
+	"github.com/gridnode/gridnode/node/fact"
 )
 
 // Runtime runs instances of workloads. See the package comment for the
@@ -102,6 +104,14 @@ type Runtime interface {
 	// List returns every instance and network this runtime finds on the
 	// node, including those a previous module process left.
 	List(ctx context.Context) (Inventory, error)
+}
+
+// Finder is a Runtime that can also look at the node for what workloads
+// hold (processes, cgroups, namespaces, veths, rules, mounts, root file
+// systems), by reading the kernel and its folder rather than its own
+// bookkeeping. The module publishes it in the workloads fact.
+type Finder interface {
+	Find(ctx context.Context) (fact.WorkloadsFound, error)
 }
 
 // Limits are resource limits: of one instance (Spec.Limits), or of all
