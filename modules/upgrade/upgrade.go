@@ -99,13 +99,19 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 		return nil
 	}
 	m.fact.Running = m.running
-	if !m.setup(ctx) {
+	onTrial, ok := m.setup(ctx)
+	if !ok {
 		return nil
 	}
 	if v := trialOf(procCmdline()); v != "" {
-		if v != m.running {
+		switch {
+		case v != m.running:
 			m.log.Error("the command line says this boot is a trial of another release; treating it as no trial", "trial", v, "running", m.running)
-		} else if !m.trial(ctx) {
+		case !onTrial:
+			// Closed already: this module passed it and was started
+			// again; judging it twice could only reboot a good release.
+			m.log.Info("the trial of " + v + " is closed already (no open trial record on the cache disk)")
+		case !m.trial(ctx):
 			return nil
 		}
 	}
@@ -121,9 +127,10 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 }
 
 // setup finds the cache disk, settles the last trial and the release keys,
-// and publishes the first fact; false when the module has nothing more to
-// do (it then waited for ctx).
-func (m *module) setup(ctx context.Context) bool {
+// and publishes the first fact. onTrial says a trial of the running release
+// is open; ok is false when the module has nothing more to do (it then
+// waited for ctx).
+func (m *module) setup(ctx context.Context) (onTrial, ok bool) {
 	b, err := os.ReadFile(doc.KeysPath)
 	if err == nil {
 		m.keys, err = doc.ParseKeysFile(doc.KeysPath, b)
@@ -133,18 +140,18 @@ func (m *module) setup(ctx context.Context) bool {
 	}
 	var st fact.Storage
 	if err := fact.Wait(ctx, fact.NameStorage, &st); err != nil {
-		return false
+		return false, false
 	}
 	if st.Cache == nil {
 		m.off(ctx, "no cache disk: the node cannot keep a trial record, so it does not upgrade")
-		return false
+		return false, false
 	}
 	m.dir = filepath.Join(st.Cache.Mount, "upgrade")
 	m.store = trial.Open(m.dir)
 	out, rec, err := m.store.Settle(m.running, time.Now())
 	if err != nil {
 		m.off(ctx, err.Error())
-		return false
+		return false, false
 	}
 	switch out {
 	case trial.RolledBack:
@@ -153,7 +160,9 @@ func (m *module) setup(ctx context.Context) bool {
 			"sequence", rec.Sequence, "started", rec.Started.Format(time.RFC3339))
 		os.RemoveAll(m.releaseDir())
 	case trial.OnTrial:
+		onTrial = true
 		if trialOf(procCmdline()) == "" {
+			onTrial = false
 			// A cold boot into the release on trial: the medium's
 			// default names it, which it does only once the trial
 			// passed; the power went before the record said so.
@@ -166,7 +175,7 @@ func (m *module) setup(ctx context.Context) bool {
 	}
 	m.refreshFailed()
 	m.publish()
-	return true
+	return onTrial, true
 }
 
 // off publishes that the module does nothing, and why, and waits.
