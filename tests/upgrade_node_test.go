@@ -28,9 +28,7 @@ package tests
 // run again" is checked by the upgrade module's unit tests only.
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,6 +56,7 @@ import (
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/gridnode/gridnode/qemu"
 	"github.com/gridnode/gridnode/upgrade/doc"
+	"github.com/gridnode/gridnode/upgrade/doc/doctest"
 	"github.com/gridnode/gridnode/upgrade/layout"
 	"github.com/gridnode/gridnode/workload/image/imagetest"
 )
@@ -118,7 +117,7 @@ func TestUpgradeNode(t *testing.T) {
 	ok = t.Run("refused", func(t *testing.T) {
 		for _, c := range []struct{ name, doc, want string }{
 			{"old sequence", string(g.sign(t, 1, v2, art2, 100, nil)), "old sequence 1; this node already accepted 2"},
-			{"bad signature", string(tamper(t, g.sign(t, 3, v2, art2, 100, nil))), "bad signature"},
+			{"bad signature", string(doctest.TamperChannel(t, g.sign(t, 3, v2, art2, 100, nil), func(c *doc.Channel) { c.Version = "9" + c.Version })), "bad signature"},
 			{"expired", string(g.sign(t, 3, v2, art2, 100, func(c *doc.Channel) { c.Expires = time.Now().Add(-time.Minute) })), "expired at"},
 		} {
 			g.lie([]byte(c.doc))
@@ -439,18 +438,4 @@ func (g *upRig) waitOS(t *testing.T, n *upNode, version string, rolledBack bool,
 		return last.OSVersion == version && last.RolledBack == rolledBack && last.RolledBackFrom == from
 	}, "the registrar's record of the %s node to say os_version %s, rolled_back %v %s; last: %+v", n.name, version, rolledBack, from, &last.OSState)
 	return last.NodeID
-}
-
-// tamper changes the version in a signed channel document and keeps its
-// signature.
-func tamper(t *testing.T, signed []byte) []byte {
-	t.Helper()
-	var env doc.Envelope
-	if err := json.Unmarshal(signed, &env); err != nil {
-		t.Fatal(err)
-	}
-	p, _ := base64.StdEncoding.DecodeString(env.Payload)
-	env.Payload = base64.StdEncoding.EncodeToString(bytes.Replace(p, []byte(`"version":"`), []byte(`"version":"9`), 1))
-	b, _ := json.Marshal(env)
-	return b
 }

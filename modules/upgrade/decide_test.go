@@ -3,13 +3,13 @@ package upgrade
 import (
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gridnode/gridnode/upgrade/doc"
+	"github.com/gridnode/gridnode/upgrade/doc/doctest"
 	"github.com/gridnode/gridnode/upgrade/gate"
 	"github.com/gridnode/gridnode/upgrade/trial"
 )
@@ -44,22 +44,6 @@ func channelDoc(t *testing.T, k ed25519.PrivateKey, seq uint64, version string, 
 	return b
 }
 
-// tamper changes the version in a signed channel document, keeping its
-// signature: what an attacker between the release engineer and the node
-// can do.
-func tamper(t *testing.T, signed []byte) []byte {
-	t.Helper()
-	var env doc.Envelope
-	if err := json.Unmarshal(signed, &env); err != nil {
-		t.Fatal(err)
-	}
-	p, _ := base64.StdEncoding.DecodeString(env.Payload)
-	p = []byte(strings.Replace(string(p), `"version":"`, `"version":"6`, 1))
-	env.Payload = base64.StdEncoding.EncodeToString(p)
-	b, _ := json.Marshal(env)
-	return b
-}
-
 // nodeAt finds a node whose point for version is below (in) or at or above
 // (out) share.
 func nodeAt(t *testing.T, version string, share uint32, in bool) gate.Node {
@@ -84,7 +68,7 @@ func TestDecide(t *testing.T) {
 	canary := out
 	canary.Farm = 7
 	good := channelDoc(t, key, 5, "0.2.0", 100_000, nil)
-	tampered := tamper(t, good)
+	tampered := doctest.TamperChannel(t, good, func(c *doc.Channel) { c.Version = "6.6.6" })
 	cap0 := uint32(0)
 	failed := trial.State{LastSequence: 5, Failed: []trial.Failure{{Version: "0.2.0", Sequence: 5}}}
 
