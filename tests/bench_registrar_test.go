@@ -188,13 +188,7 @@ func TestBenchRegistrar(t *testing.T) {
 	}
 	inCI := os.Getenv("CI") != ""
 
-	bin := filepath.Join(t.TempDir(), "gridnode")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/gridnode")
-	build.Dir = root
-	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/gridnode: %v\n%s", err, out)
-	}
+	bin := gridnodeBinary(t)
 
 	var results []*regBench
 	// The reference registrar cannot be run beside ours here: say so
@@ -446,11 +440,12 @@ type registrarProc struct {
 
 var regServingAddr = regexp.MustCompile(`registrar serving.* addr=(\S+)`)
 
-// startRegistrar starts the registrar on db on a free loopback port and
-// waits until it serves (it logs its address), for at most a minute.
-func startRegistrar(t *testing.T, bin, db string) *registrarProc {
+// startRegistrar starts the registrar on db on a free loopback port, with
+// more flags when given, and waits until it serves (it logs its address),
+// for at most a minute.
+func startRegistrar(t *testing.T, bin, db string, flags ...string) *registrarProc {
 	p := &registrarProc{done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "registrar", "--listen", "127.0.0.1:0", "--db", db, "--log-level", "info")
+	p.cmd = exec.Command(bin, append([]string{"registrar", "--listen", "127.0.0.1:0", "--db", db, "--log-level", "info"}, flags...)...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -101,6 +101,15 @@ func Push(ctx context.Context, dir, ref string, opts ...remote.Option) (string, 
 // files it names with their sha256 and size: an artifact that does not
 // match is refused before any other blob is downloaded.
 func Pull(ctx context.Context, ref, dir string, keys []doc.PublicKey, opts ...remote.Option) (string, error) {
+	return PullFiles(ctx, ref, dir, keys, nil, opts...)
+}
+
+// PullFiles is Pull of the files whose names keep accepts (nil: all): the
+// netboot server takes a release's PXE kernel and initramfs, not its disk
+// images. The release document is still checked against every file of the
+// artifact (their digests and sizes are in the manifest), so a release
+// that does not match what was signed is refused as whole as by Pull.
+func PullFiles(ctx context.Context, ref, dir string, keys []doc.PublicKey, keep func(name string) bool, opts ...remote.Option) (string, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return "", fmt.Errorf("release: pull: reference %q: %w", ref, err)
@@ -134,6 +143,9 @@ func Pull(ctx context.Context, ref, dir string, keys []doc.PublicKey, opts ...re
 	}
 	for _, l := range m.Layers {
 		title := l.Annotations[TitleKey]
+		if keep != nil && !keep(title) {
+			continue
+		}
 		layer, err := remote.Layer(r.Context().Digest(l.Digest.String()), opts...)
 		if err != nil {
 			return "", fmt.Errorf("release: pull %s: %s: %w", r, title, err)

@@ -161,7 +161,7 @@ type Node struct {
 	CreatedAt    time.Time   `json:"created_at"`
 	UpdatedAt    time.Time   `json:"updated_at"`
 	Approved     bool        `json:"approved"`
-	// gridnode extensions (extensions.go): the node's GPUs as it last
+	// gridnode extensions (report.go): the node's GPUs as it last
 	// sent them, and the release it last reported with its uptime.
 	GPUs []GPU `json:"gpus,omitempty"`
 	OSState
@@ -197,7 +197,7 @@ type CreateNode struct {
 	SecureBoot   bool        `json:"secure_boot"`
 	Virtualized  bool        `json:"virtualized"`
 	SerialNumber string      `json:"serial_number"`
-	GPUs         []GPU       `json:"gpus,omitempty"` // extension (extensions.go)
+	GPUs         []GPU       `json:"gpus,omitempty"` // extension (report.go)
 }
 
 // UpdateNode is the body of PATCH /nodes/:node_id.
@@ -209,11 +209,11 @@ type UpdateNode struct {
 	SecureBoot   bool        `json:"secure_boot"`
 	Virtualized  bool        `json:"virtualized"`
 	SerialNumber string      `json:"serial_number"`
-	GPUs         []GPU       `json:"gpus,omitempty"` // extension (extensions.go)
+	GPUs         []GPU       `json:"gpus,omitempty"` // extension (report.go)
 }
 
 // Uptime is the body of POST /nodes/:node_id/uptime. OSState's fields are
-// a gridnode extension (extensions.go), absent from a reference node's
+// a gridnode extension (report.go), absent from a reference node's
 // report.
 type Uptime struct {
 	Uptime    uint64 `json:"uptime"`

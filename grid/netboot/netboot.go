@@ -14,6 +14,9 @@
 // chained to the same HTTP URL. Each step is logged with the client's MAC
 // address where it is known (TFTP and HTTP see only an IP address; the MAC
 // is the one last seen from that IP in DHCP or a boot.ipxe request).
+//
+// With FollowChannel, the server also follows a release channel and sends
+// each machine the release its wave allows (channel.go).
 package netboot
 
 import (
@@ -56,6 +59,9 @@ type Server struct {
 
 	mu      sync.Mutex
 	clients map[string]string // client IP → MAC, learned from DHCP and boot.ipxe
+
+	// follow, when set, is the release channel followed (channel.go).
+	follow *follower
 }
 
 // New checks that image is a PXE bundle and returns a server for it.
@@ -194,6 +200,11 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second}
 		run("http", func() error { return hs.Serve(l.HTTP) }, func() { hs.Close() })
 		s.log.Info("netboot: serving HTTP", "addr", l.HTTP.Addr().String(), "url", s.httpURL, "image", s.image)
+	}
+	if s.follow != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.follow.run(ctx) }()
+		s.log.Info("netboot: following channel", "channel", s.follow.o.Channel, "registrar", s.follow.o.Registrar, "farms", s.follow.farms)
 	}
 	if l.TFTP != nil {
 		ts := tftp.NewServer(s.tftpRead, nil)
@@ -439,7 +450,11 @@ func (s *Server) Handler() http.Handler {
 		}
 		cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
-		files.ServeHTTP(cw, r)
+		if rel, ok := strings.CutPrefix(r.URL.Path, releasePrefix); ok && s.follow != nil {
+			s.serveRelease(cw, r, rel)
+		} else {
+			files.ServeHTTP(cw, r)
+		}
 		s.log.Info("netboot: http: sent", "client", client, "mac", s.macOf(client), "file", strings.TrimPrefix(r.URL.Path, "/"),
 			"status", cw.status, "bytes", cw.n, "duration", time.Since(start).Round(time.Millisecond).String())
 	})
@@ -462,9 +477,44 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request, client stri
 	if ip := net.ParseIP(client); ip != nil {
 		s.learn(ip, mac.String())
 	}
-	cmdline := s.config.For(mac).cmdline(s.base)
-	w.Write(pxe.BootScript("", cmdline))
-	s.log.Info("netboot: http: sent boot script", "client", client, "mac", mac.String(), "cmdline", cmdline)
+	base, prefix, attrs := s.base, "", []any{}
+	if s.follow != nil {
+		ch := s.follow.releaseFor(mac, time.Now())
+		if ch.r != nil {
+			base, prefix = ch.r.cmdline, releasePrefix[1:]+ch.r.hex()+"/pxe/"
+			attrs = append(attrs, "version", ch.r.Version, "release", ch.r.Digest)
+		}
+		attrs = append(attrs, "why", ch.why)
+	}
+	cmdline := s.config.For(mac).cmdline(base)
+	w.Write(pxe.BootScript(prefix, cmdline))
+	s.log.Info("netboot: http: sent boot script", append([]any{"client", client, "mac", mac.String(), "cmdline", cmdline}, attrs...)...)
+}
+
+// releasePrefix is where the releases taken from a channel are served:
+// /release/HEX/pxe/vmlinuz and initrd, HEX the release's digest.
+const releasePrefix = "/release/"
+
+// serveRelease serves the kernel or initramfs of a release in the cache.
+func (s *Server) serveRelease(w http.ResponseWriter, r *http.Request, rel string) {
+	dir, file := path.Split(rel)
+	hex := strings.TrimSuffix(dir, "/pxe/")
+	if !digestRE.MatchString("sha256:"+hex) || (file != pxe.Kernel && file != pxe.Initrd) {
+		http.NotFound(w, r)
+		return
+	}
+	f, err := s.follow.root.Open(path.Join(hex, "pxe", file))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	http.ServeContent(w, r, file, fi.ModTime(), f)
 }
 
 type countingWriter struct {

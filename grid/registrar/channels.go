@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/gridnode/gridnode/grid/registrar/store"
 	"github.com/gridnode/gridnode/upgrade/doc"
@@ -106,6 +107,11 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := doc.OpenChannel(body, s.cfg.ReleaseKeys)
 	switch {
+	case !utf8.Valid(body):
+		// JSON decoding lets invalid UTF-8 through; the document is kept
+		// as text, byte for byte.
+		fail(w, http.StatusBadRequest, "the document is not valid UTF-8")
+		return
 	case errors.Is(err, doc.ErrUnsigned) || errors.Is(err, doc.ErrUnknownKey) || errors.Is(err, doc.ErrBadSig):
 		fail(w, http.StatusForbidden, err.Error()+" (the registrar's --release-key)")
 		return

@@ -78,6 +78,9 @@ func TestChannels(t *testing.T) {
 				"not a document": {400, []byte(`{"type":"gridnode.channel.v1"`)},
 				"other channel":  {400, channelDoc(t, relKey, "beta", 1, "1.1", 100_000)},
 				"release doc":    {400, must(doc.SignRelease(doc.Release{Version: "1", Files: []doc.File{{Name: "a", SHA256: strings.Repeat("0", 64)}}}, relKey))},
+				// Verifies (an unknown key's signature is skipped) but is
+				// not text a database keeps as sent.
+				"not UTF-8": {400, bytes.Replace(d1, []byte(`"signatures":[`), []byte("\"signatures\":[{\"key\":\"\xff\",\"sig\":\"\"},"), 1)},
 			} {
 				if got, b := e.call("PUT", "/api/v1/channels/stable", c.body, admin, nil); got != c.status {
 					t.Errorf("%s: %d %s, want %d", what, got, b, c.status)

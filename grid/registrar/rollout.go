@@ -108,12 +108,13 @@ func (s *Server) evaluateAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, ch := range chans {
 		if err := s.evaluate(ctx, ch); err != nil {
-			return fmt.Errorf("channel %s: %w", ch.Name, err)
+			errs = append(errs, fmt.Errorf("channel %s: %w", ch.Name, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // evaluate counts channel ch's nodes and halts its rollout when the nodes

@@ -33,7 +33,7 @@
 //     GET /channels/{name}/status, POST /channels/{name}/pause|resume
 //     (admin twin); the registrar halts a rollout whose upgraded nodes go
 //     offline or roll back (Config.HaltShare).
-//   - Extension fields (grid/api extensions.go): the uptime body's OS
+//   - Extension fields (grid/api report.go): the uptime body's OS
 //     state and node records' gpus, checked and kept.
 //   - Only ed25519 keys are accepted (the reference also tries sr25519).
 //   - An unknown route under the API prefixes answers a JSON 404 (also for a

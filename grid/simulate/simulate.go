@@ -6,6 +6,8 @@
 // bounded by the number of workers; each node then reports its uptime once.
 // Steady mode registers the nodes first (if need be), then sends uptime
 // reports at a target rate for a while, as a grid in its normal life does.
+// Follow mode registers them too, then has them follow a release channel
+// as nodes do (follow.go).
 //
 // Node keys are derived from a seed and the node's index, so a run can be
 // resumed in chunks (StartIndex) and a steady run finds the nodes a storm run
@@ -39,12 +41,14 @@ import (
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/internal/backoff"
 	"github.com/gridnode/gridnode/internal/round"
+	"github.com/gridnode/gridnode/upgrade/doc"
 )
 
 // Modes.
 const (
 	Storm  = "storm"
 	Steady = "steady"
+	Follow = "follow"
 )
 
 // Config is one simulation.
@@ -52,7 +56,7 @@ type Config struct {
 	Registrar   string
 	Nodes       int
 	StartIndex  int    // first node index, to run a large simulation in chunks
-	Mode        string // Storm (default) or Steady
+	Mode        string // Storm (default), Steady or Follow
 	Concurrency int    // workers (and HTTP connections); default 256
 	// Duration bounds a storm (no new node starts after it) and is the
 	// length of the reporting phase of a steady run (default 1 minute).
@@ -72,8 +76,14 @@ type Config struct {
 	// on 409. Halves the requests of a first registration.
 	AssumeNew bool
 	// FarmName is the farm the nodes join; made by a simulated farmer when
-	// it does not exist.
+	// it does not exist. With Farms above 1, node i joins farm i % Farms:
+	// FarmName, then FarmName2, FarmName3, ... (a run given Known ids must
+	// say the Farms of the run that registered them).
 	FarmName string
+	Farms    int
+	// FollowChannel configures the follow phase (Mode Follow), run for
+	// Duration with reports every UptimeInterval.
+	FollowChannel *FollowConfig
 	// Retries is how often a failed request (network error, 429, 5xx; see
 	// client.Retryable) is tried again, with jittered backoff and at least
 	// what the registrar's Retry-After asks, before the node gives up.
@@ -118,7 +128,7 @@ const (
 	OpFarm       = "farm"
 )
 
-var opOrder = []string{OpFarm, OpAccount, OpNodeLookup, OpNodeCreate, OpUptime}
+var opOrder = []string{OpFarm, OpAccount, OpNodeLookup, OpNodeCreate, OpUptime, OpPoll}
 
 // OpResult is the measure of one kind of operation.
 type OpResult struct {
@@ -140,7 +150,9 @@ type Result struct {
 	StartIndex  int    `json:"start_index"`
 	Concurrency int    `json:"concurrency"`
 	FarmID      uint64 `json:"farm_id"`
-	Registered  uint64 `json:"registered"`
+	// FarmIDs are the farms, FarmIDs[i % Farms] node i's.
+	FarmIDs    []uint64 `json:"farm_ids,omitempty"`
+	Registered uint64   `json:"registered"`
 	// Known counts the nodes that did not register because their ids were
 	// given (Config.Known).
 	Known    uint64  `json:"known,omitempty"`
@@ -160,12 +172,14 @@ type Result struct {
 	Errors map[string]uint64 `json:"errors"`
 	// IDs are the nodes' ids (steady, or KeepIDs).
 	IDs *IDs `json:"-"`
+	// Follow is what the follow phase saw (Mode Follow).
+	Follow *FollowResult `json:"follow,omitempty"`
 }
 
 type sim struct {
 	cfg     Config
 	base    *client.Client
-	farmID  uint64
+	farmIDs []uint64
 	hist    map[string]*histogram
 	errMu   sync.Mutex
 	errs    map[string]uint64
@@ -181,6 +195,7 @@ type sim struct {
 	// checkpoints left, sorted, guarded by ckMu.
 	ckMu        sync.Mutex
 	checkpoints []int
+	followRes   *FollowResult
 }
 
 // Run runs the simulation and returns what it measured.
@@ -191,8 +206,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = Storm
 	}
-	if cfg.Mode != Storm && cfg.Mode != Steady {
-		return nil, fmt.Errorf("simulate: mode %q: want storm or steady", cfg.Mode)
+	if cfg.Mode != Storm && cfg.Mode != Steady && cfg.Mode != Follow {
+		return nil, fmt.Errorf("simulate: mode %q: want storm, steady or follow", cfg.Mode)
+	}
+	if cfg.Mode == Follow && (cfg.FollowChannel == nil || !doc.ValidChannelName(cfg.FollowChannel.Channel)) {
+		return nil, errors.New("simulate: follow mode needs a channel to follow (--channel)")
+	}
+	if cfg.Farms <= 0 {
+		cfg.Farms = 1
+	}
+	if cfg.UptimeInterval <= 0 {
+		cfg.UptimeInterval = 40 * time.Minute
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 256
@@ -206,7 +230,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	if cfg.Mode == Steady && cfg.Duration <= 0 {
+	if cfg.Mode != Storm && cfg.Duration <= 0 {
 		cfg.Duration = time.Minute
 	}
 	if cfg.ProgressEvery <= 0 {
@@ -236,12 +260,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := s.farm(ctx); err != nil {
 		return nil, err
 	}
-	res := &Result{Mode: cfg.Mode, Registrar: cfg.Registrar, Nodes: cfg.Nodes, StartIndex: cfg.StartIndex, Concurrency: cfg.Concurrency, FarmID: s.farmID}
+	res := &Result{Mode: cfg.Mode, Registrar: cfg.Registrar, Nodes: cfg.Nodes, StartIndex: cfg.StartIndex, Concurrency: cfg.Concurrency,
+		FarmID: s.farmIDs[0], FarmIDs: s.farmIDs}
 
 	if cfg.Known != nil && (len(cfg.Known.Twins) != len(cfg.Known.Nodes) || len(cfg.Known.Nodes) > cfg.Nodes) {
 		return nil, fmt.Errorf("simulate: %d known twin ids and %d node ids for %d nodes", len(cfg.Known.Twins), len(cfg.Known.Nodes), cfg.Nodes)
 	}
-	if cfg.Mode == Steady || cfg.KeepIDs || cfg.KeepKeys {
+	if cfg.Mode != Storm || cfg.KeepIDs || cfg.KeepKeys {
 		s.twins = make([]uint64, cfg.Nodes)
 		s.nodes = make([]uint64, cfg.Nodes)
 		res.IDs = &IDs{Twins: s.twins, Nodes: s.nodes}
@@ -261,19 +286,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.RegisterS = regElapsed.Seconds()
 	res.NodesPerS = float64(res.Registered) / regElapsed.Seconds()
 	elapsed := regElapsed
-	if cfg.Mode == Steady && ctx.Err() == nil {
+	if cfg.Mode != Storm && ctx.Err() == nil {
 		// Only the reporting phase counts for the uptime figures.
 		s.hist[OpUptime] = &histogram{}
 		rate := cfg.Rate
 		if rate == 0 {
-			iv := cfg.UptimeInterval
-			if iv <= 0 {
-				iv = 40 * time.Minute
-			}
-			rate = float64(cfg.Nodes) / iv.Seconds()
+			rate = float64(cfg.Nodes) / cfg.UptimeInterval.Seconds()
 		}
-		res.TargetRate = rate
-		d := s.steady(ctx, rate)
+		var d time.Duration
+		if cfg.Mode == Follow {
+			d = s.follow(ctx)
+			res.Follow = s.followRes
+		} else {
+			res.TargetRate = rate
+			d = s.steady(ctx, rate)
+		}
 		res.UptimePerS = float64(s.hist[OpUptime].count.Load()-s.hist[OpUptime].errors.Load()) / d.Seconds()
 		elapsed += d
 	} else {
@@ -289,7 +316,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		q := h.quantiles(0.5, 0.9, 0.99)
 		span := regElapsed
-		if op == OpUptime && cfg.Mode == Steady {
+		if (op == OpUptime || op == OpPoll) && cfg.Mode != Storm {
 			span = elapsed - regElapsed
 		}
 		if op == OpFarm {
@@ -377,38 +404,52 @@ func (s *sim) callSince(ctx context.Context, op string, since time.Time, f func(
 // (client.Retry).
 var retryPolicy = backoff.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second, Jitter: true}
 
-// farm finds or makes the farm the nodes join, owned by a simulated farmer.
+// farm finds or makes the farms the nodes join, owned by a simulated farmer.
 func (s *sim) farm(ctx context.Context) error {
 	farmer := s.base.WithKey(s.key(-1))
-	return s.call(ctx, OpFarm, func() error {
-		farms, err := farmer.Farms(ctx, client.FarmFilter{FarmName: s.cfg.FarmName})
-		if err != nil && !client.IsNotFound(err) {
-			return fmt.Errorf("simulate: looking up farm %q: %w", s.cfg.FarmName, err)
+	for j := range s.cfg.Farms {
+		name := s.cfg.FarmName
+		if j > 0 {
+			name += strconv.Itoa(j + 1)
 		}
-		for _, f := range farms {
-			if f.FarmName == s.cfg.FarmName {
-				s.farmID = f.FarmID
-				return nil
+		if err := s.call(ctx, OpFarm, func() error {
+			farms, err := farmer.Farms(ctx, client.FarmFilter{FarmName: name})
+			if err != nil && !client.IsNotFound(err) {
+				return fmt.Errorf("simulate: looking up farm %q: %w", name, err)
 			}
+			for _, f := range farms {
+				if f.FarmName == name {
+					s.farmIDs = append(s.farmIDs, f.FarmID)
+					return nil
+				}
+			}
+			if farmer.Twin() == 0 {
+				if _, err := farmer.EnsureAccount(ctx); err != nil {
+					return fmt.Errorf("simulate: farmer account: %w", err)
+				}
+			}
+			// A valid-looking Stellar address: G and 55 more capitals/digits.
+			id, err := farmer.CreateFarm(ctx, api.CreateFarm{FarmName: name, StellarAddress: "G" + strings.Repeat("A", 55)})
+			if err != nil {
+				return fmt.Errorf("simulate: creating farm %q: %w", name, err)
+			}
+			s.farmIDs = append(s.farmIDs, id)
+			return nil
+		}); err != nil {
+			return err
 		}
-		if _, err := farmer.EnsureAccount(ctx); err != nil {
-			return fmt.Errorf("simulate: farmer account: %w", err)
-		}
-		// A valid-looking Stellar address: G and 55 more capitals/digits.
-		id, err := farmer.CreateFarm(ctx, api.CreateFarm{FarmName: s.cfg.FarmName, StellarAddress: "G" + strings.Repeat("A", 55)})
-		if err != nil {
-			return fmt.Errorf("simulate: creating farm %q: %w", s.cfg.FarmName, err)
-		}
-		s.farmID = id
-		return nil
-	})
+	}
+	return nil
 }
+
+// farmOf is the farm node i joins.
+func (s *sim) farmOf(i int) uint64 { return s.farmIDs[i%len(s.farmIDs)] }
 
 // nodeBody is what simulated node i reports: plausible, and different per node.
 func (s *sim) nodeBody(i int) api.CreateNode {
 	x := uint64(i)
 	return api.CreateNode{
-		FarmID:    s.farmID,
+		FarmID:    s.farmOf(i),
 		Resources: api.Resources{CRU: 4 << (x % 5), MRU: (8 << (x % 6)) << 30, SRU: (256 << (x % 4)) << 30, HRU: (x % 3) * (4 << 40)},
 		Location:  api.Location{Country: "unknown", City: "unknown", Latitude: "unknown", Longitude: "unknown"},
 		Interfaces: []api.Interface{{
@@ -476,8 +517,12 @@ func (s *sim) register(ctx context.Context, i int) error {
 		s.twins[i-s.cfg.StartIndex] = twin
 		s.nodes[i-s.cfg.StartIndex] = nodeID
 	}
+	var release api.OSState
+	if f := s.cfg.FollowChannel; f != nil && s.cfg.Mode == Follow {
+		release = api.OSState{OSVersion: f.from(), Channel: f.Channel} // a follower's first report says what it runs
+	}
 	return s.call(ctx, OpUptime, func() error {
-		return c.ReportUptime(ctx, nodeID, time.Since(s.started)+time.Minute)
+		return c.ReportUptimeOS(ctx, nodeID, time.Since(s.started)+time.Minute, release)
 	})
 }
 
@@ -671,7 +716,11 @@ func (r *Result) WriteText(w io.Writer) error {
 			fmt.Fprintf(w, "; uptime reports %.1f/s (target %.1f/s)", r.UptimePerS, r.TargetRate)
 		}
 	}
-	fmt.Fprintf(w, "; %.2fs in all\n\n", r.ElapsedS)
+	fmt.Fprintf(w, "; %.2fs in all\n", r.ElapsedS)
+	if r.Follow != nil {
+		writeFollow(w, r.Follow)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "operation\tcount\terrors\tper s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
 	for _, op := range opOrder {

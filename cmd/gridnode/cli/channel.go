@@ -1,14 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -16,25 +11,26 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gridnode/gridnode/build/release"
-	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/grid/farm"
 	"github.com/gridnode/gridnode/upgrade/doc"
 )
 
-// The channel commands speak the wire shape upgrade/doc documents:
-// PUT /api/v1/channels/NAME (the registrar's admin twin, X-Auth) with the
-// signed envelope as the body, and GET /api/v1/channels/NAME (public) for a
-// doc.ChannelState.
+// The channel commands speak the registrar's channel routes through
+// grid/client: PUT /api/v1/channels/NAME (the registrar's admin twin) with
+// the signed envelope as the body, GET /api/v1/channels/NAME (public) for a
+// doc.ChannelState, and the rollout's status, pause and resume
+// (channel_rollout.go).
 func newChannelCmd() *cobra.Command {
 	var registrar, channel string
 	cmd := &cobra.Command{
 		Use:   "channel",
-		Short: "Publish a signed release channel document to a registrar, or show one",
+		Short: "Publish a signed release channel document to a registrar, show it, and follow, pause or resume its rollout",
 	}
 	cmd.PersistentFlags().StringVar(&registrar, "registrar", farm.DefaultRegistrar, "registrar URL or network name (dev, test, qa, main)")
 	cmd.PersistentFlags().StringVar(&channel, "channel", "stable", "channel name")
-	cmd.AddCommand(newChannelPublishCmd(&registrar, &channel), newChannelShowCmd(&registrar, &channel))
+	cmd.AddCommand(newChannelPublishCmd(&registrar, &channel), newChannelShowCmd(&registrar, &channel),
+		newChannelStatusCmd(&registrar, &channel), newChannelHoldCmd(&registrar, &channel, "pause"), newChannelHoldCmd(&registrar, &channel, "resume"))
 	return cmd
 }
 
@@ -75,13 +71,9 @@ nodes accept only a sequence above the last one they accepted. Waves start at
 			if err != nil {
 				return fmt.Errorf("channel publish: --canary-farms: %w", err)
 			}
-			admin, err := farm.LoadKey(adminKey)
+			cl, err := adminClient(ctx, *registrar, adminKey, twin)
 			if err != nil {
-				return fmt.Errorf("channel publish: --admin-key: %w", err)
-			}
-			cl, err := client.New(farm.ResolveRegistrar(*registrar), admin, client.Options{UserAgent: "gridnode-channel"})
-			if err != nil {
-				return err
+				return fmt.Errorf("channel publish: %w", err)
 			}
 			at := time.Now()
 			if start != "" {
@@ -90,14 +82,14 @@ nodes accept only a sequence above the last one they accepted. Waves start at
 				}
 			}
 			if seq == 0 {
-				cur, err := getChannel(ctx, cl, *channel)
+				cur, err := cl.Channel(ctx, *channel, "")
 				switch {
-				case errors.Is(err, errNoChannel):
+				case client.IsNotFound(err):
 					seq = 1
 				case err != nil:
-					return err
+					return fmt.Errorf("channel publish: %w", err)
 				default:
-					c, err := doc.OpenChannel(cur.Document, nil)
+					c, err := doc.OpenChannel(cur.State.Document, nil)
 					if err != nil {
 						return fmt.Errorf("channel publish: the stored document: %w", err)
 					}
@@ -111,15 +103,8 @@ nodes accept only a sequence above the last one they accepted. Waves start at
 			if err != nil {
 				return fmt.Errorf("channel publish: %w", err)
 			}
-			if twin == 0 {
-				acct, err := cl.AccountByKey(ctx, cl.PublicKey())
-				if err != nil {
-					return fmt.Errorf("channel publish: the admin key's twin: %w", err)
-				}
-				twin = acct.TwinID
-			}
-			if err := putChannel(ctx, cl, admin, twin, *channel, signed); err != nil {
-				return err
+			if err := cl.PutChannel(ctx, *channel, signed); err != nil {
+				return fmt.Errorf("channel publish: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "channel %s: sequence %d, version %s, %s, waves %s every %s, canary farms %v, expires %s\n",
 				*channel, seq, rel.Version, ref, waves, waveTime, farms, at.Add(expires).UTC().Format(time.RFC3339))
@@ -149,27 +134,11 @@ func newChannelShowCmd(registrar, channel *string) *cobra.Command {
 		Short: "Show a channel's document and the registrar's hold on it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pub, err := doc.ParsePublicKeys(keys)
-			if err != nil {
-				return err
-			}
-			cl, err := client.New(farm.ResolveRegistrar(*registrar), nil, client.Options{UserAgent: "gridnode-channel"})
-			if err != nil {
-				return err
-			}
-			st, err := getChannel(cmd.Context(), cl, *channel)
-			if err != nil {
-				return err
-			}
-			c, err := doc.OpenChannel(st.Document, pub)
+			_, st, c, verified, err := readChannel(cmd.Context(), *registrar, *channel, keys)
 			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			verified := "signature not checked (give --key)"
-			if len(pub) > 0 {
-				verified = "signed by a given key"
-			}
 			fmt.Fprintf(w, "channel %s: sequence %d, version %s, %s\n  %s; expires %s\n", c.Channel, c.Sequence, c.Version, c.Release, verified, c.Expires.Format(time.RFC3339))
 			for _, wv := range c.Waves {
 				fmt.Fprintf(w, "  wave %s: %g%%\n", wv.At.Format(time.RFC3339), float64(wv.SharePPM)/doc.PPM*100)
@@ -201,47 +170,51 @@ func parseFarms(s string) ([]uint64, error) {
 	return out, nil
 }
 
-var errNoChannel = errors.New("no such channel")
+// readChannel reads channel from registrar with a client of no key, and
+// opens its document verified by keys (release public keys; none: not
+// verified, as verified then says).
+func readChannel(ctx context.Context, registrar, channel string, keys []string) (*client.Client, *doc.ChannelState, *doc.Channel, string, error) {
+	pub, err := doc.ParsePublicKeys(keys)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	cl, err := client.New(farm.ResolveRegistrar(registrar), nil, client.Options{UserAgent: "gridnode-channel"})
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	a, err := cl.Channel(ctx, channel, "")
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	c, err := doc.OpenChannel(a.State.Document, pub)
+	if err != nil {
+		return nil, nil, nil, "", fmt.Errorf("channel %s: %w", channel, err)
+	}
+	verified := "signature not checked (give --key)"
+	if len(pub) > 0 {
+		verified = "signed by a given key"
+	}
+	return cl, &a.State, c, verified, nil
+}
 
-func getChannel(ctx context.Context, cl *client.Client, name string) (*doc.ChannelState, error) {
-	var st doc.ChannelState
-	if err := channelCall(ctx, cl, http.MethodGet, name, nil, "", &st); err != nil {
+// adminClient is a client of registrar signing as the admin twin: the key
+// in keyFile, its twin given or looked up.
+func adminClient(ctx context.Context, registrar, keyFile string, twin uint64) (*client.Client, error) {
+	admin, err := farm.LoadKey(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-key: %w", err)
+	}
+	cl, err := client.New(farm.ResolveRegistrar(registrar), admin, client.Options{UserAgent: "gridnode-channel"})
+	if err != nil {
 		return nil, err
 	}
-	return &st, nil
-}
-
-func putChannel(ctx context.Context, cl *client.Client, key ed25519.PrivateKey, twin uint64, name string, body []byte) error {
-	return channelCall(ctx, cl, http.MethodPut, name, body, api.AuthHeader(key, twin, cl.Now()), nil)
-}
-
-// channelCall is one request to the channel route; the registrar's own
-// client (grid/client) takes these over once the registrar serves them.
-func channelCall(ctx context.Context, cl *client.Client, method, name string, body []byte, auth string, out any) error {
-	u := cl.BaseURL() + doc.ChannelPath(name)
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if auth != "" {
-		req.Header.Set("X-Auth", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("channel %s: %w", name, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, doc.MaxEnvelope*2))
-	switch {
-	case resp.StatusCode == http.StatusNotFound && method == http.MethodGet:
-		return errNoChannel
-	case resp.StatusCode/100 != 2:
-		return fmt.Errorf("channel %s: %s %s answered %s: %s", name, method, u, resp.Status, strings.TrimSpace(string(b)))
-	case out != nil:
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("channel %s: %s %s: %w", name, method, u, err)
+	if twin == 0 {
+		acct, err := cl.AccountByKey(ctx, cl.PublicKey())
+		if err != nil {
+			return nil, fmt.Errorf("the admin key's twin: %w", err)
 		}
+		twin = acct.TwinID
 	}
-	return nil
+	cl.SetTwin(twin)
+	return cl, nil
 }

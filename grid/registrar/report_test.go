@@ -11,7 +11,7 @@ import (
 )
 
 // TestNodeExtensions: a node record's gpus and the OS state of uptime
-// reports (grid/api extensions.go) are checked, stored and answered, over
+// reports (grid/api report.go) are checked, stored and answered, over
 // each store; a reference-shaped node is answered as before.
 func TestNodeExtensions(t *testing.T) {
 	for _, o := range storetest.Stores() {
