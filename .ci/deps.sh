@@ -9,7 +9,7 @@ pkgs=(
   pci.ids cpio zstd e2fsprogs            # image contents and checks
   xorriso dosfstools mtools fdisk        # test oracles (internal/need) and the comparison benchmark
   util-linux binutils coreutils mount iproute2  # more oracles and test tools (blkid, objdump, sha256sum, losetup, ip)
-  skopeo                                 # the image pull bench's peer (workload/image)
+  skopeo                                 # the image pull bench's peer (tests/bench_pull_test.go)
   postgresql                             # the registrar's scaled store, tested
   chromium                               # the dashboard's browser test
   git ca-certificates curl unzip make gcc

@@ -7,6 +7,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -309,8 +310,10 @@ type rig struct {
 	t      *testing.T
 	rec    *recorder // the registrar's handler
 	farmer *client.Client
+	key    ed25519.PrivateKey // the farmer's: the farm's owner twin
 	farmID uint64
-	port   int // the node's registrar: http://10.0.2.2:port, i.e. 127.0.0.1:port on the host
+	port   int          // the node's registrar: http://10.0.2.2:port, i.e. 127.0.0.1:port on the host
+	nodes  *http.Server // serving the node's port, from serveNodes on
 }
 
 func newRig(t *testing.T) *rig {
@@ -346,7 +349,7 @@ func newRig(t *testing.T) *rig {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	return &rig{t: t, rec: rec, farmer: c, farmID: id, port: port}
+	return &rig{t: t, rec: rec, farmer: c, key: key, farmID: id, port: port}
 }
 
 // cmdline is what the node needs on its kernel command line to join the
@@ -370,8 +373,12 @@ func (g *rig) serveNodes() {
 	}
 	hs := &http.Server{Handler: g.rec, ReadHeaderTimeout: 30 * time.Second}
 	go hs.Serve(l)
+	g.nodes = hs
 	g.t.Cleanup(func() { hs.Close() })
 }
+
+// stopNodes closes the node's port again: the registrar is down for it.
+func (g *rig) stopNodes() { g.nodes.Close() }
 
 // onlyNode reads the farm's nodes back through the API and wants one.
 func (g *rig) onlyNode(t *testing.T) api.Node {

@@ -45,6 +45,14 @@ func (m *Manager) spec(r *run, w *workloadRun, img image.Image, id string, out i
 	}
 	for _, v := range w.spec.Volumes {
 		src := filepath.Join(m.cfg.Dir, "volumes", r.key, v.Name)
+		// The container's root mounts it from inside its user
+		// namespace: it passes through volumes/ and volumes/KEY/; the
+		// runtime gives it the volume itself.
+		for _, d := range []string{filepath.Join(m.cfg.Dir, "volumes"), filepath.Dir(src)} {
+			if err := passable(d); err != nil {
+				return runtime.Spec{}, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		}
 		if err := os.MkdirAll(src, 0o700); err != nil {
 			return runtime.Spec{}, fmt.Errorf("volume %s: %w", v.Name, err)
 		}

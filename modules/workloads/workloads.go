@@ -141,8 +141,27 @@ func serve(ctx context.Context, cfg config.Node, log *slog.Logger, facts fact.Fo
 	return nil
 }
 
+// passable makes folder dir (and its missing parents) with mode 0711:
+// passed through by containers' users, listed by root alone.
+func passable(dir string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("workloads: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return fmt.Errorf("workloads: %w", err)
+	}
+	return nil
+}
+
 // open makes the module's parts on the cache disk.
 func open(ctx context.Context, cfg config.Node, log *slog.Logger, dir string, hw fact.Hardware, newRuntime NewRuntime) (*Manager, *auth.Authenticator, error) {
+	// A container's root, an unprivileged uid on the node, reaches its
+	// root file system (runtime/) and its volumes (volumes/) through this
+	// folder: it may pass, not list. What is private below (state, auth,
+	// images, logs) is 0700 itself.
+	if err := passable(dir); err != nil {
+		return nil, nil, err
+	}
 	st, err := state.Open(filepath.Join(dir, "state"))
 	if err != nil {
 		return nil, nil, err
@@ -180,9 +199,13 @@ func open(ctx context.Context, cfg config.Node, log *slog.Logger, dir string, hw
 		return nil, nil, fmt.Errorf("workloads: container runtime: %w", err)
 	}
 	c := admission.Capacity(total, fact.Resources{})
+	setupAt := time.Now()
 	if err := rt.Setup(ctx, runtime.Limits{MilliCPU: c.Free.MilliCPU, Memory: c.Free.Memory, Disk: c.Free.Disk}); err != nil {
 		return nil, nil, fmt.Errorf("workloads: preparing the container runtime: %w", err)
 	}
+	// Kernel modules, the workloads cgroup, the bridge and rules: the
+	// module's share of the time to ready.
+	log.Info("container runtime set up", "took", time.Since(setupAt).Round(time.Millisecond))
 	var nodePorts []string
 	if _, p, err := net.SplitHostPort(cfg.Status); err == nil {
 		nodePorts = append(nodePorts, p+"/tcp")

@@ -36,7 +36,8 @@ type Workloads struct {
 // ("t42-web") they belong to where the kernel says it.
 type WorkloadsFound struct {
 	// Processes are the processes of workloads (host uid in a workload
-	// range) and the container helpers: "PID UID COMMAND".
+	// range: "PID UID NAME", the program's name without its arguments)
+	// and the container helpers ("PID 0 gridnode-container run INSTANCE").
 	Processes []string `json:"processes"`
 	// Cgroups are the cgroups under the workloads cgroup.
 	Cgroups []string `json:"cgroups"`

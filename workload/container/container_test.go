@@ -208,3 +208,25 @@ func cgroupDirs(c container.Config) []string {
 		filepath.Join("/sys/fs/cgroup/cpu", p),
 	}
 }
+
+// A container that cannot start (its command is not in the image) makes
+// Start return the helper's reason, also when the output goes to the
+// caller (the workloads module's case), instead of waiting for ever.
+func TestStartFailureIsReported(t *testing.T) {
+	r, layer := newRuntime(t)
+	c := containertest.Config("nostart", layer, 6, "/bin/no-such-program")
+	if err := r.Create(c); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Delete(c.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	_, err := r.Start(ctx, c.ID, &out)
+	if ctx.Err() != nil {
+		t.Fatal("Start did not return before its deadline")
+	}
+	if err == nil || !strings.Contains(err.Error(), "no-such-program") {
+		t.Errorf("Start: %v, want the helper's reason naming the command", err)
+	}
+}

@@ -102,8 +102,10 @@ func (r *Runtime) Start(ctx context.Context, id string, out io.Writer) (int, err
 	cmd.Stderr = log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	copied := make(chan struct{})
+	var pw *os.File // the output pipe's write end, the helper's from its start
 	if out != nil {
-		pr, pw, err := os.Pipe()
+		var pr *os.File
+		pr, pw, err = os.Pipe()
 		if err != nil {
 			return 0, err
 		}
@@ -120,6 +122,12 @@ func (r *Runtime) Start(ctx context.Context, id string, out io.Writer) (int, err
 	}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("container %s: starting the helper %s: %w", id, r.Helper, err)
+	}
+	// Only the helper writes output now: its end alone keeps the copy
+	// going, and a helper that fails early ends it (below, Wait waits for
+	// the copy, which would otherwise wait for this function to return).
+	if pw != nil {
+		pw.Close()
 	}
 	ch := &child{done: make(chan struct{})}
 	r.mu.Lock()

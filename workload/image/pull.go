@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -179,6 +180,10 @@ func (s *Store) Pull(ctx context.Context, ref string, creds []deployment.Credent
 		}
 		done += b.Size
 		progress(done, total)
+	}
+	// The blobs' names, durable before the image that needs them is.
+	if err := syncDir(filepath.Join(s.dir, "blobs", "sha256")); err != nil {
+		return Image{}, fmt.Errorf("image %s: %w", ref, s.diskFull(err))
 	}
 	if err := s.record(ref, top); err != nil {
 		return Image{}, fmt.Errorf("image %s: %w", ref, s.diskFull(err))

@@ -50,8 +50,9 @@ func (r *Runtime) Find(ctx context.Context) (fact.WorkloadsFound, error) {
 	return f, errors.Join(errs...)
 }
 
-// processes lists the container helpers and every process whose real uid
-// is in a workload range: "PID UID COMMAND".
+// processes lists the container helpers ("PID UID gridnode-container run
+// INSTANCE") and every process whose real uid is in a workload range
+// ("PID UID NAME", the kernel's 15-byte name, not its arguments).
 func processes(helper string) []string {
 	var l []string
 	ents, _ := os.ReadDir("/proc")
@@ -74,8 +75,16 @@ func processes(helper string) []string {
 		}
 		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
-		if uid >= container.FirstHostID || args[0] == helper {
-			l = append(l, fmt.Sprintf("%d %d %s", pid, uid, strings.Join(args, " ")))
+		switch {
+		case args[0] == helper && len(args) > 2:
+			// "gridnode-container run BUNDLE": the instance is the
+			// bundle folder's name.
+			l = append(l, fmt.Sprintf("%d %d %s %s %s", pid, uid, filepath.Base(helper), args[1], filepath.Base(args[2])))
+		case uid >= container.FirstHostID:
+			// The program's name only: a workload's arguments may hold
+			// what its owner would not publish, and the fact is public.
+			comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+			l = append(l, fmt.Sprintf("%d %d %s", pid, uid, strings.TrimSpace(string(comm))))
 		}
 	}
 	return l

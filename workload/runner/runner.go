@@ -136,9 +136,11 @@ func Open(dir string, log *slog.Logger) (runtime.Runtime, error) {
 // brings the bridge and the rule set up.
 func (r *Runtime) Setup(ctx context.Context, total runtime.Limits) error {
 	if !r.o.NoModules {
+		at := time.Now()
 		if err := kernel.Load(ctx, r.o.Init); err != nil {
 			return err
 		}
+		r.o.Log.Info("workload kernel modules loaded", "took", time.Since(at).Round(time.Millisecond))
 	}
 	if total.MilliCPU == 0 || total.Memory == 0 {
 		return fmt.Errorf("runner: setup: the workloads' total CPU and memory are required (have %d mCPU, %d bytes)", total.MilliCPU, total.Memory)

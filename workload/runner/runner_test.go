@@ -16,6 +16,7 @@ import (
 
 	"github.com/gridnode/gridnode/internal/need"
 	"github.com/gridnode/gridnode/internal/testutil"
+	"github.com/gridnode/gridnode/node/fact"
 	"github.com/gridnode/gridnode/workload/container"
 	"github.com/gridnode/gridnode/workload/container/containertest"
 	"github.com/gridnode/gridnode/workload/netplumb"
@@ -49,7 +50,7 @@ func TestRuntimeContract(t *testing.T) {
 
 	dir := containertest.Dir(t)
 	cg := containertest.RunnerCgroup
-	r, err := New(Options{Dir: dir, Helper: helper, NoModules: true, Cgroup: cg, Node: node})
+	r, err := New(Options{Dir: dir, Helper: helper, NoModules: true, Cgroup: cg, Node: node, Facts: fact.Folder(t.TempDir())})
 	if err != nil {
 		t.Fatal(err)
 	}
