@@ -4,7 +4,8 @@ package tests
 // image, one under OVMF, one under SeaBIOS, each with a cache disk and
 // QEMU's i6300esb watchdog, against the project's registrar (serving the
 // release channel) and go-containerregistry's registry in process, both on
-// the host's loopback. In order, on both at once:
+// the host's loopback; the farmer deploys a web server on each. In order,
+// on both at once:
 //
 //   - refused, nothing downloaded: the registrar, made to lie, serves a
 //     channel document of an older sequence than the one accepted, one
@@ -12,23 +13,22 @@ package tests
 //   - refused before kexec: a release whose UKI the registry sends with
 //     other bytes than signed;
 //   - release 2: each node pulls it, kexecs (the same QEMU process, no
-//     firmware), passes its trial (the registrar shows os_version 2),
-//     writes it into the stick's other slot as the default of both boot
-//     paths, keeping release 1;
+//     firmware), passes its trial once its web server runs again (the
+//     registrar shows os_version 2, the server answers), writes it into
+//     the stick's other slot as the default of both boot paths, keeping
+//     release 1;
 //   - the OVMF node is reset (QMP system_reset): the stick boots release
-//     2; it is not in release 3's rollout (wave 0 %), the SeaBIOS node's
-//     farm is its canary farm: that node kexecs into release 3, whose
+//     2, and the web server answers again; it is not in release 3's
+//     rollout (wave 0 %), the SeaBIOS node's farm is its canary farm: that
+//     node kexecs into release 3, whose
 //     registrar module does not run (its baked-in modules list leaves it
 //     out), fails its trial, reboots, the stick boots release 2 on the BIOS
 //     path, the registrar shows the rollback, and release 3 is not pulled
 //     again.
-//
-// No workload is deployed yet: on a booted node a deployment stays
-// "starting" for now (its network is never attached), so "the workloads
-// run again" is checked by the upgrade module's unit tests only.
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,6 +45,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/gridnode/gridnode/build"
 	"github.com/gridnode/gridnode/build/release"
 	"github.com/gridnode/gridnode/build/spec"
@@ -52,13 +53,16 @@ import (
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/grid/farm"
 	"github.com/gridnode/gridnode/grid/registrar"
+	"github.com/gridnode/gridnode/internal/need"
 	"github.com/gridnode/gridnode/internal/testutil"
+	"github.com/gridnode/gridnode/node/deployment"
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/gridnode/gridnode/qemu"
 	"github.com/gridnode/gridnode/upgrade/doc"
 	"github.com/gridnode/gridnode/upgrade/doc/doctest"
 	"github.com/gridnode/gridnode/upgrade/layout"
 	"github.com/gridnode/gridnode/workload/image/imagetest"
+	"github.com/gridnode/gridnode/workload/nodeclient"
 )
 
 const (
@@ -80,6 +84,7 @@ func TestUpgradeNode(t *testing.T) {
 	forged := g.push(t, r2, []byte{0}) // release 2 with a byte more, which the registry sends wrong
 	g.oci.Corrupt("sha256:" + forged.uki.SHA256)
 
+	web := g.webImage(t)
 	g.publish(t, 2, v1, art1, 100, nil)
 	nodes := []*upNode{
 		g.boot(t, "uefi", qemu.UEFI, g.farms[0], r1),
@@ -105,6 +110,7 @@ func TestUpgradeNode(t *testing.T) {
 		}
 		expect(t, n.vm, `^gridnode: ready$`, bootTimeout)
 		n.id = g.waitOS(t, n, v1, false, "")
+		g.deploy(t, n, web)
 		n.sawUpgrade(t, `msg="up to date"`, time.Minute)
 	})
 	if !ok {
@@ -163,6 +169,7 @@ func TestUpgradeNode(t *testing.T) {
 		n.expectUpgrade(t, `boot medium: `+v2+` written to /dev/\S+ as the default of both boot paths; slot a keeps `+v1, upgradeTrial)
 		n.expectUpgrade(t, v2+` passed its trial`, time.Minute)
 		g.waitOS(t, n, v2, false, "")
+		n.answers(t)
 	})
 	if !ok {
 		return
@@ -185,6 +192,7 @@ func TestUpgradeNode(t *testing.T) {
 			if strings.Contains(strings.Join(n.vm.Port(0).Lines()[reset:], "\n"), "this boot is a trial") {
 				t.Fatal("a cold boot of the installed release was taken for a trial")
 			}
+			n.answers(t)
 			return
 		}
 		n.expectUpgrade(t, `downloaded release `+v3, 2*time.Minute)
@@ -215,6 +223,25 @@ type upNode struct {
 	farm uint64
 	vm   *qemu.VM
 	id   uint64
+}
+
+// answers waits until the node's web server answers through its port.
+func (n *upNode) answers(t *testing.T) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	var last strings.Builder
+	testutil.Eventually(t, 3*time.Minute, func() bool {
+		last.Reset()
+		resp, err := c.Get("http://" + n.vm.HostAddr(webPort) + "/")
+		if err != nil {
+			last.WriteString(err.Error())
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		last.WriteString(resp.Status + ": " + string(b))
+		return resp.StatusCode == http.StatusOK && string(b) == webPage
+	}, "the %s node's web server to answer; last: %s", n.name, &last)
 }
 
 // expectUpgrade waits for a line of the upgrade module matching re.
@@ -256,17 +283,73 @@ func (n *upNode) waitPolls(t *testing.T, k int) {
 	}
 }
 
+// The web server deployed on each node: busybox's httpd.
+const (
+	webPort = 8080
+	webPage = "a workload that outlives upgrades\n"
+)
+
+// webImage pushes an image of Debian's busybox-static with a page, and
+// returns it pinned as the nodes reach it.
+func (g *upRig) webImage(t *testing.T) string {
+	t.Helper()
+	bb, err := os.ReadFile(need.Tool(t, "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imagetest.Image(t, v1.Config{}, imagetest.Layer(t, map[string]string{
+		"bin/": "", "bin/busybox": string(bb), "bin/sh -> busybox": "", "www/": "", "www/index.html": webPage,
+	}))
+	_, pinned := g.oci.Push(t, "web:1", img)
+	_, port, _ := net.SplitHostPort(g.oci.Host)
+	return strings.Replace(pinned, g.oci.Host, "10.0.2.2:"+port, 1)
+}
+
+// deploy runs the web server image on n as the farmer, and waits until it
+// answers.
+func (g *upRig) deploy(t *testing.T, n *upNode, image string) {
+	t.Helper()
+	d, err := deployment.Parse("web.yaml", []byte(fmt.Sprintf(`name: web
+workloads:
+  - name: web
+    image: %s
+    command: [/bin/busybox, httpd, -f, -p, "%d", -h, /www]
+    memory: 32Mi
+    cpu: 0.2
+    disk: 32Mi
+    ports: ["%d:%d/tcp"]
+`, image, webPort, webPort, webPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := nodeclient.New("http://"+n.vm.HostAddr(9100), g.farmerKey, g.admin.Twin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	st, err := c.Deploy(ctx, d)
+	if err != nil {
+		t.Fatalf("deploying on the %s node: %v", n.name, err)
+	}
+	if _, err := c.Wait(ctx, d.Name, st.Generation, nil); err != nil {
+		t.Fatalf("deploying on the %s node: %v", n.name, err)
+	}
+	n.answers(t)
+}
+
 // upRig is the grid the test nodes upgrade in.
 type upRig struct {
-	rec      *recorder
-	admin    *client.Client // the registrar's admin twin, a farmer too
-	farms    [2]uint64
-	port     int           // the nodes' registrar: http://10.0.2.2:port
-	uptime   time.Duration // gridnode.uptime of the nodes
-	oci      *ociLog
-	key      releaseKey
-	mu       sync.Mutex
-	override []byte // a channel document served instead of the registrar's
+	rec       *recorder
+	farmerKey ed25519.PrivateKey
+	admin     *client.Client // the registrar's admin twin, a farmer too
+	farms     [2]uint64
+	port      int           // the nodes' registrar: http://10.0.2.2:port
+	uptime    time.Duration // gridnode.uptime of the nodes
+	oci       *ociLog
+	key       releaseKey
+	mu        sync.Mutex
+	override  []byte // a channel document served instead of the registrar's
 }
 
 // artifact is a release pushed to the test registry.
@@ -316,6 +399,7 @@ func newUpgradeRig(t *testing.T) *upRig {
 		}
 	}
 	boot.Close()
+	g.farmerKey = key
 	srv := registrar.New(registrar.Config{Store: st, Log: quiet, AdminTwin: c.Twin(), ReleaseKeys: []doc.PublicKey{g.key.pub}})
 	t.Cleanup(func() { srv.Close() })
 	g.rec = &recorder{h: srv, changed: make(chan struct{})}
@@ -416,10 +500,10 @@ func (g *upRig) boot(t *testing.T, name string, fw qemu.Firmware, farmID uint64,
 	vm := boot(t, qemu.Options{
 		Boot:        qemu.USBBoot(stick),
 		Firmware:    fw,
-		Disks:       []qemu.Disk{{Size: 2 * gib, Serial: "cache-" + name}},
+		Disks:       []qemu.Disk{{Size: 4 * gib, Serial: "cache-" + name}},
 		ExtraArgs:   []string{"-device", "i6300esb"},
 		AllowReboot: true,
-		Forwards:    []qemu.Forward{{Guest: 9100}},
+		Forwards:    []qemu.Forward{{Guest: 9100}, {Guest: webPort}},
 	})
 	return &upNode{name: name, fw: fw, farm: farmID, vm: vm}
 }
