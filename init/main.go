@@ -13,7 +13,8 @@
 //	log/NAME.log     the last 200 lines of each module's output
 //
 // Signals to PID 1: SIGTERM, SIGUSR1, SIGUSR2, SIGPWR and the power button
-// power off; SIGINT (Ctrl-Alt-Del) reboots.
+// power off; SIGINT (Ctrl-Alt-Del) reboots; SIGRTMIN+6 (upgrade/kexec.Request,
+// from the upgrade module) jumps into the kernel loaded for kexec, if one is.
 package main
 
 import (
@@ -30,7 +31,7 @@ import (
 	"github.com/gridnode/gridnode/init/coldplug"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
-	"golang.org/x/sys/unix"
+	"github.com/gridnode/gridnode/upgrade/kexec"
 )
 
 // version is set by the image builder: -ldflags "-X main.version=...".
@@ -42,6 +43,7 @@ This is /init, PID 1 of a gridnode image. Commands:
   init version             print the version
   init module NAME         run one module (PID 1 does this for each module)
   init poweroff | reboot   ask PID 1 to stop every module and power off / reboot
+  init kexec               ask PID 1 to stop every module and jump into the kernel loaded for kexec
   init halt                the same as poweroff
   init modprobe NAME...    load kernel modules (or aliases) with their dependencies
 Modules: %s
@@ -73,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return signalInit(syscall.SIGUSR2, stderr)
 	case "reboot":
 		return signalInit(syscall.SIGINT, stderr)
+	case "kexec":
+		return signalInit(kexec.Request, stderr)
 	case "modprobe", "-q", "--":
 		// The kernel runs /proc/sys/kernel/modprobe as "-q -- NAME"; PID 1
 		// points it at this binary, so file systems and other modules the
@@ -125,14 +129,8 @@ func modprobe(args []string, stderr io.Writer) int {
 // signalInit asks PID 1 to shut down. It refuses unless PID 1 is this very
 // program, so that running it on a workstation does not power that off.
 func signalInit(sig syscall.Signal, stderr io.Writer) int {
-	self, err1 := os.Stat("/proc/self/exe")
-	one, err2 := os.Stat("/proc/1/exe")
-	if err1 != nil || err2 != nil || !os.SameFile(self, one) {
-		fmt.Fprintln(stderr, "init: PID 1 is not the gridnode node program; not signalling it")
-		return 1
-	}
-	if err := unix.Kill(1, sig); err != nil {
-		fmt.Fprintf(stderr, "init: signalling PID 1: %v\n", err)
+	if err := kexec.SignalInit(sig); err != nil {
+		fmt.Fprintf(stderr, "init: %v\n", err)
 		return 1
 	}
 	return 0

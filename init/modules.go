@@ -13,6 +13,7 @@ import (
 	"github.com/gridnode/gridnode/modules/network"
 	"github.com/gridnode/gridnode/modules/registrar"
 	"github.com/gridnode/gridnode/modules/storage"
+	"github.com/gridnode/gridnode/modules/upgrade"
 	"github.com/gridnode/gridnode/modules/workloads"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/workload/runner"
@@ -49,6 +50,14 @@ var table = []module{
 	// needs time for it.
 	{name: "workloads", deps: []string{"storage", "hardware"}, run: workloads.Module(runner.Open),
 		grace: workloadsGrace, stopsChildren: true},
+	// The upgrade module needs the cache disk (its trial record) and
+	// nothing more to start: a trial boot re-arms the watchdog as early as
+	// it can, and judges the other modules, the registrar's among them,
+	// whatever they do. It waits for the identity (its key places the node
+	// in a rollout) and reads the registrar's channel when it follows one.
+	// An upgrade's jump is PID 1's ordered stop, in which the workloads
+	// module stops its containers within its grace.
+	{name: "upgrade", deps: []string{"storage"}, run: upgrade.Run},
 }
 
 // workloadsGrace covers the workloads' own grace (SIGTERM, then SIGKILL

@@ -21,6 +21,7 @@ import (
 	"github.com/gridnode/gridnode/init/supervisor/reap"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
+	"github.com/gridnode/gridnode/upgrade/kexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -75,11 +76,18 @@ func openConsole() *console {
 type ending struct {
 	say string       // on the console when the ending is asked for
 	do  func() error // does not return when it works
+	// orElse is what PID 1 does when do fails.
+	orElse *ending
 }
 
 var (
-	powerOff = ending{"gridnode: powering off", func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF) }}
-	reboot   = ending{"gridnode: rebooting", func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART) }}
+	powerOff = ending{say: "gridnode: powering off", do: func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF) }}
+	reboot   = ending{say: "gridnode: rebooting", do: func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART) }}
+	// kexecInto jumps into the kernel the upgrade module loaded. If the
+	// jump fails the machine reboots: the boot medium still boots the
+	// release it booted before (the new one is the default only once its
+	// trial passed), so nothing is lost but the time of a boot.
+	kexecInto = ending{say: "gridnode: jumping into the loaded release (kexec)", do: kexec.Jump, orElse: &reboot}
 )
 
 // shutdown is what PID 1 was asked to do at the end: the first request
@@ -119,12 +127,18 @@ func pid1() {
 		con.Printf("gridnode: warning: cannot hand Ctrl-Alt-Del to init: %v", err)
 	}
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGINT, syscall.SIGPWR)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGINT, syscall.SIGPWR, kexec.Request)
 	go func() {
 		for sig := range sigs {
-			if sig == syscall.SIGINT {
+			switch {
+			case sig == syscall.SIGINT:
 				sd.request(con, reboot)
-			} else {
+			case sig == kexec.Request && kexec.Loaded():
+				sd.request(con, kexecInto)
+			case sig == kexec.Request:
+				// A stray signal must not become a reboot.
+				con.Printf("gridnode: a kexec was asked for, but no kernel is loaded for one; ignored")
+			default:
 				sd.request(con, powerOff)
 			}
 		}
@@ -155,8 +169,14 @@ func finish(con *console, e ending) {
 	if e.do == nil {
 		e = powerOff
 	}
-	err := e.do()
-	con.Printf("gridnode: reboot(2) failed: %v; idling", err)
+	for next := &e; next != nil; next = next.orElse {
+		err := next.do()
+		if next.orElse != nil {
+			con.Printf("gridnode: %s failed: %v; %s instead", strings.TrimPrefix(next.say, "gridnode: "), err, strings.TrimPrefix(next.orElse.say, "gridnode: "))
+			continue
+		}
+		con.Printf("gridnode: reboot(2) failed: %v; idling", err)
+	}
 	for {
 		time.Sleep(time.Hour)
 	}

@@ -414,6 +414,7 @@ type uptime struct {
 	NodeID uint64
 	Uptime uint64 // seconds since the node booted, as it reported
 	At     time.Time
+	OS     api.OSState // the release it said it runs
 }
 
 var (
@@ -449,7 +450,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		var u api.Uptime
 		node, _ := strconv.ParseUint(up[1], 10, 64)
 		if json.Unmarshal(body, &u) == nil {
-			r.note(func() { r.uptimes = append(r.uptimes, uptime{node, u.Uptime, at}) })
+			r.note(func() { r.uptimes = append(r.uptimes, uptime{node, u.Uptime, at, u.OSState}) })
 		}
 	}
 }

@@ -9,11 +9,13 @@ package tests
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/gridnode/gridnode/build"
@@ -24,8 +26,15 @@ import (
 )
 
 // release builds images/node.yaml as version (kernel, UKI and USB image)
-// into the shared test cache, once per test binary.
+// into the shared test cache, once per test binary, with the test binary's
+// release key (testReleaseKey) among its release keys.
 func releaseBuild(t *testing.T, version string) *build.Result {
+	return releaseBuildWith(t, version, nil)
+}
+
+// releaseBuildWith is releaseBuild with change made to the spec; versions
+// name builds, so each version is built one way.
+func releaseBuildWith(t *testing.T, version string, change func(*spec.Spec)) *build.Result {
 	t.Helper()
 	key := "node@" + version
 	imagesMu.Lock()
@@ -38,6 +47,10 @@ func releaseBuild(t *testing.T, version string) *build.Result {
 		t.Fatal(err)
 	}
 	s.Version = version
+	s.ReleaseKeys = append(s.ReleaseKeys, testReleaseKey(t).pub.String())
+	if change != nil {
+		change(s)
+	}
 	out := filepath.Join(root, ".cache", "tests", "release-"+version)
 	os.RemoveAll(out)
 	r, err := build.Build(context.Background(), build.Options{
@@ -49,6 +62,34 @@ func releaseBuild(t *testing.T, version string) *build.Result {
 	}
 	images[key] = r
 	return r
+}
+
+// releaseKey is a release key pair.
+type releaseKey struct {
+	priv ed25519.PrivateKey
+	pub  doc.PublicKey
+}
+
+var (
+	releaseKeyOnce sync.Once
+	releaseKeyPair releaseKey
+	releaseKeyErr  error
+)
+
+// testReleaseKey is the test binary's release key, made once: the releases
+// it builds trust it, and it signs their documents.
+func testReleaseKey(t *testing.T) releaseKey {
+	t.Helper()
+	releaseKeyOnce.Do(func() {
+		releaseKeyPair.priv, releaseKeyErr = doc.GenerateKey()
+		if releaseKeyErr == nil {
+			releaseKeyPair.pub = doc.PublicKey(releaseKeyPair.priv.Public().(ed25519.PublicKey))
+		}
+	})
+	if releaseKeyErr != nil {
+		t.Fatal(releaseKeyErr)
+	}
+	return releaseKeyPair
 }
 
 // signedFile is the release document's entry for a file: what the node

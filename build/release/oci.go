@@ -21,14 +21,12 @@ import (
 	"github.com/gridnode/gridnode/upgrade/doc"
 )
 
-// Media types of a release artifact. The manifest is an OCI image manifest
-// whose config (and artifactType) says "gridnode release"; each layer is one
-// file of the release folder, stored as it is, named by its
-// org.opencontainers.image.title annotation (a slash-separated path).
+// Media types of a release artifact, as upgrade/doc defines them for the
+// node that pulls it too.
 const (
-	ArtifactType  = "application/vnd.gridnode.release.v1+json"
-	FileMediaType = "application/octet-stream"
-	TitleKey      = "org.opencontainers.image.title"
+	ArtifactType  = doc.ArtifactType
+	FileMediaType = doc.FileMediaType
+	TitleKey      = doc.TitleKey
 )
 
 // The config blob: an empty JSON object, typed by its media type.

@@ -252,7 +252,7 @@ func le32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
 // Format writes DIR/gridnode-VERSION.efi; it has the signature of the
 // builder's format writers.
 func Format(in media.Input, dir string) ([]string, error) {
-	p := filepath.Join(dir, "gridnode-"+in.Version+".efi")
+	p := filepath.Join(dir, layout.UKIName(in.Version))
 	if err := Write(in, p); err != nil {
 		return nil, err
 	}

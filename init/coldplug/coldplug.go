@@ -79,7 +79,7 @@ func New(dir string) (*Loader, error) {
 		Logf:     func(string, ...any) {},
 		Publish:  fact.Write,
 		Kernel:   SysKernel{},
-		Params:   ModuleParams(readCmdline()),
+		Params:   ModuleParams(DefaultParams + " " + readCmdline()),
 		dir:      dir,
 		states:   map[string]*state{},
 		devices:  map[string][]string{},

@@ -157,6 +157,14 @@ func (l *Loader) markLoaded(mods []string) {
 	}
 }
 
+// DefaultParams are module parameters of every boot, before the command
+// line's (which win: the kernel applies a module's parameters in order).
+// The watchdog core keeps a running watchdog running across a reboot,
+// the kexec into a release on trial among them: nothing but the upgrade
+// module starts the watchdog, and only for that jump, whose guard must
+// not be stopped by the reboot notifier on the way (README, kexec trials).
+const DefaultParams = "watchdog.stop_on_reboot=0"
+
 // ModuleParams reads the parameters of loadable modules from a kernel
 // command line, as modprobe does: the kernel applies "MODULE.PARAM=VALUE"
 // only to built-in code, and leaves those of a module loaded later to

@@ -283,3 +283,15 @@ func TestModuleParamsFromTheCommandLine(t *testing.T) {
 		t.Errorf("ModuleParams = %v, want %v", got, want)
 	}
 }
+
+// Every boot loads the watchdog core with stop_on_reboot=0, before what
+// the command line says (which comes later, and wins).
+func TestDefaultParams(t *testing.T) {
+	got := ModuleParams(DefaultParams + " " + "watchdog.stop_on_reboot=1 quiet")
+	if got["watchdog"] != "stop_on_reboot=0 stop_on_reboot=1" {
+		t.Errorf("watchdog parameters %q", got["watchdog"])
+	}
+	if got := ModuleParams(DefaultParams + " quiet"); got["watchdog"] != "stop_on_reboot=0" {
+		t.Errorf("watchdog parameters without a command line's: %q", got["watchdog"])
+	}
+}

@@ -30,6 +30,7 @@ type snapshot struct {
 	storage   *fact.Storage
 	modules   map[string]fact.Module
 	workloads *fact.Workloads
+	upgrade   *fact.Upgrade
 	config    *config.Node
 	console   *fact.Console
 	uptime    time.Duration // of the machine, from /proc/uptime
@@ -87,6 +88,9 @@ func load(dir string) snapshot {
 	}
 	if v := new(fact.Workloads); decode(fact.NameWorkloads, v) {
 		s.workloads = v
+	}
+	if v := new(fact.Upgrade); decode(fact.NameUpgrade, v) {
+		s.upgrade = v
 	}
 	if v := new(config.Node); decode(fact.NameConfig, v) {
 		s.config = v
@@ -239,6 +243,11 @@ func (s snapshot) lines() []string {
 	if w := s.workloads; w != nil {
 		add("Workloads  : %s", w.Summary())
 	}
+	if u := s.upgrade; u != nil {
+		for i, w := range wrap(u.Summary(), 80-13) {
+			add("%s%s", pick(i == 0, "Release    : ", "             "), w)
+		}
+	}
 	if s.console != nil {
 		add("Status     : %s", s.statusURL())
 	}
@@ -300,6 +309,9 @@ func (s snapshot) serial() []string {
 	}
 	if w := s.workloads; w != nil {
 		l = append(l, "status: workloads "+w.Summary())
+	}
+	if u := s.upgrade; u != nil {
+		l = append(l, "status: release "+u.Summary())
 	}
 	if len(s.modules) > 0 {
 		var parts []string

@@ -182,6 +182,7 @@ func (m *module) run(ctx context.Context) error {
 			msg := describe(m.url, err)
 			m.log.Warn(fmt.Sprintf("%s; retrying in %s", msg, d.Round(time.Second)))
 			m.fact.State, m.fact.LastError, m.fact.RetryIn = fact.RegError, msg, int64(d.Round(time.Second)/time.Second)
+			m.fact.Unreachable = unreachable(err)
 			m.publish()
 			next = d
 		} else {
@@ -316,7 +317,7 @@ func (m *module) step(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reading the uptime: %w", err)
 	}
-	if err := m.c.ReportUptime(ctx, m.fact.NodeID, up); err != nil {
+	if err := m.c.ReportUptimeOS(ctx, m.fact.NodeID, up, m.osState()); err != nil {
 		m.fact.UptimeFailed++
 		switch client.StatusOf(err) {
 		case http.StatusNotFound, http.StatusForbidden, http.StatusUnauthorized:
@@ -332,7 +333,7 @@ func (m *module) step(ctx context.Context) (time.Duration, error) {
 	if m.fact.LastError != "" || m.fact.State != fact.RegRegistered {
 		m.log.Info("registered and reporting uptime", "twin", m.fact.TwinID, "node", m.fact.NodeID, "every", m.interval())
 	}
-	m.fact.State, m.fact.LastError, m.fact.RetryIn = fact.RegRegistered, "", 0
+	m.fact.State, m.fact.LastError, m.fact.RetryIn, m.fact.Unreachable = fact.RegRegistered, "", 0, false
 	m.publish()
 	m.log.Debug("uptime reported", "node", m.fact.NodeID, "uptime", up.Round(time.Second))
 	return m.interval(), nil
@@ -369,6 +370,7 @@ func (m *module) register(ctx context.Context, want api.UpdateNode) error {
 		id, err := m.c.CreateNode(ctx, api.CreateNode{
 			TwinID: a.TwinID, FarmID: want.FarmID, Resources: want.Resources, Location: want.Location,
 			Interfaces: want.Interfaces, SecureBoot: want.SecureBoot, Virtualized: want.Virtualized, SerialNumber: want.SerialNumber,
+			GPUs: want.GPUs,
 		})
 		if err != nil {
 			return stage("creating the node", err)
@@ -416,6 +418,7 @@ func (m *module) desired() (api.UpdateNode, error) {
 		SecureBoot:   m.secureBoot(),
 		Virtualized:  hw.Virtualized,
 		SerialNumber: SerialNumber(hw.DMI.Serial, m.pub),
+		GPUs:         hw.GPUs,
 	}
 	if nw.Iface != "" {
 		ips := api.IPs{}
@@ -449,7 +452,7 @@ func (m *module) desired() (api.UpdateNode, error) {
 
 func fromNode(n api.Node) api.UpdateNode {
 	return api.UpdateNode{FarmID: n.FarmID, Resources: n.Resources, Location: n.Location, Interfaces: n.Interfaces,
-		SecureBoot: n.SecureBoot, Virtualized: n.Virtualized, SerialNumber: n.SerialNumber}
+		SecureBoot: n.SecureBoot, Virtualized: n.Virtualized, SerialNumber: n.SerialNumber, GPUs: n.GPUs}
 }
 
 func normIfaces(l []api.Interface) []string {
@@ -466,7 +469,7 @@ func normIfaces(l []api.Interface) []string {
 func sameNode(a, b api.UpdateNode) bool {
 	return a.FarmID == b.FarmID && a.Resources == b.Resources && a.Location == b.Location &&
 		a.SecureBoot == b.SecureBoot && a.Virtualized == b.Virtualized && a.SerialNumber == b.SerialNumber &&
-		slices.Equal(normIfaces(a.Interfaces), normIfaces(b.Interfaces))
+		slices.Equal(normIfaces(a.Interfaces), normIfaces(b.Interfaces)) && slices.Equal(a.GPUs, b.GPUs)
 }
 
 // diff names what changed, for the log.
@@ -486,6 +489,9 @@ func diff(have, want api.UpdateNode) string {
 	}
 	if have.SerialNumber != want.SerialNumber {
 		d = append(d, "serial number")
+	}
+	if !slices.Equal(have.GPUs, want.GPUs) {
+		d = append(d, fmt.Sprintf("gpus %d → %d", len(have.GPUs), len(want.GPUs)))
 	}
 	if have.Virtualized != want.Virtualized || have.SecureBoot != want.SecureBoot {
 		d = append(d, "virtualized/secure boot")

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,24 @@ type Node struct {
 	// RegistryMirror is a registry (HOST[:PORT], or http://HOST[:PORT])
 	// tried first for every image the node pulls.
 	RegistryMirror string `yaml:"registry_mirror,omitempty" json:"registry_mirror,omitempty"`
+	// Channel is the release channel the node follows (Channels), or
+	// "none": no upgrades.
+	Channel string `yaml:"channel,omitempty" json:"channel"`
+	// UpgradePoll is how often the node asks the registrar for its
+	// channel's document (with jitter).
+	UpgradePoll Duration `yaml:"upgrade_poll,omitempty" json:"upgrade_poll"`
+	// UpgradeTrial is how long a release on trial has, from its kernel's
+	// start, to prove healthy before the node goes back to the release it
+	// came from.
+	UpgradeTrial Duration `yaml:"upgrade_trial,omitempty" json:"upgrade_trial"`
 }
+
+// Channels are the release channels a node can follow; ChannelNone turns
+// upgrades off.
+var Channels = []string{"stable", "beta", "edge"}
+
+// ChannelNone is the channel value that turns upgrades off.
+const ChannelNone = "none"
 
 // Default is the configuration before any source is read.
 func Default() Node {
@@ -74,6 +92,12 @@ func Default() Node {
 		Network: "dhcp",
 		Uptime:  Duration(40 * time.Minute),
 		Status:  ":9100",
+		Channel: "stable",
+		// Hourly: a million nodes make about 280 polls a second.
+		UpgradePoll: Duration(time.Hour),
+		// Generous: a loaded machine, or an emulated one, boots to ready
+		// in minutes; a trial that needs longer is sick anyway.
+		UpgradeTrial: Duration(10 * time.Minute),
 	}
 }
 
@@ -136,6 +160,9 @@ func (n Node) Validate() error {
 		if t != "ssd" && t != "hdd" {
 			return fmt.Errorf("disktype %s=%q: allowed values are ssd, hdd", s, t)
 		}
+	}
+	if n.Channel != ChannelNone && !slices.Contains(Channels, n.Channel) {
+		return fmt.Errorf("channel %q: allowed values are %s, %s", n.Channel, strings.Join(Channels, ", "), ChannelNone)
 	}
 	for _, d := range n.Deployers {
 		if _, err := strconv.ParseUint(d, 10, 64); err != nil && d != "any" {
@@ -209,7 +236,7 @@ func ApplyCmdline(n *Node, cmdline string) (warnings []string) {
 }
 
 // Keys lists the keys Set understands, for documentation and errors.
-var Keys = []string{"farm", "registrar", "net", "net.iface", "uptime", "location", "wipe", "disktype", "hostname", "status", "ntp", "modules", "flavour", "boot", "deployers", "registry_mirror"}
+var Keys = []string{"farm", "registrar", "net", "net.iface", "uptime", "location", "wipe", "disktype", "hostname", "status", "ntp", "modules", "flavour", "boot", "deployers", "registry_mirror", "channel", "upgrade_poll", "upgrade_trial"}
 
 // Set sets one key.
 func Set(n *Node, key, v string) error {
@@ -254,6 +281,12 @@ func Set(n *Node, key, v string) error {
 		n.Deployers = splitList(v)
 	case "registry_mirror":
 		n.RegistryMirror = v
+	case "channel":
+		n.Channel = v
+	case "upgrade_poll":
+		return n.UpgradePoll.UnmarshalText([]byte(v))
+	case "upgrade_trial":
+		return n.UpgradeTrial.UnmarshalText([]byte(v))
 	default:
 		return fmt.Errorf("unknown key %q; known keys: %s", key, strings.Join(Keys, ", "))
 	}

@@ -28,7 +28,7 @@ func TestDecodeYAMLOverDefaults(t *testing.T) {
 // Every bad file is refused with the file, the line and what is allowed.
 func TestDecodeYAMLErrors(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{
-		{"farm: 1\nfarmid: 3\n", `node.yaml:2: unknown key "farmid" at the top level; allowed keys: boot, deployers, disktype, farm, flavour, hostname, iface, location, modules, network, ntp, registrar, registry_mirror, status, uptime, wipe`},
+		{"farm: 1\nfarmid: 3\n", `node.yaml:2: unknown key "farmid" at the top level; allowed keys: boot, channel, deployers, disktype, farm, flavour, hostname, iface, location, modules, network, ntp, registrar, registry_mirror, status, upgrade_poll, upgrade_trial, uptime, wipe`},
 		{"farm: abc\n", "node.yaml:1: cannot unmarshal !!str `abc` into uint64"},
 		{"uptime: soon\n", `node.yaml:1: uptime: bad duration "soon" (want e.g. 10s, 40m, 1h)`},
 		{"uptime: -1m\n", `node.yaml:1: uptime: bad duration "-1m": must be positive`},

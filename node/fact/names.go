@@ -16,4 +16,5 @@ const (
 	NameNetworkStatus = "network-status"
 	NameRegistrar     = "registrar"
 	NameWorkloads     = "workloads"
+	NameUpgrade       = "upgrade"
 )

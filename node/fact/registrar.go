@@ -16,6 +16,11 @@ type Registrar struct {
 	NodeID uint64 `json:"node_id"`
 	// LastError is the last failure in words, "" after a success.
 	LastError string `json:"last_error"`
+	// Unreachable is true when the last attempt got no answer from the
+	// registrar, or one that says it cannot serve now (5xx, 429): it is
+	// down or overloaded, not refusing the node. A trial boot counts that
+	// as no verdict on the release.
+	Unreachable bool `json:"unreachable,omitempty"`
 	// RetryIn is seconds until the next attempt after a failure.
 	RetryIn int64 `json:"retry_in,omitempty"`
 	// LastUptime is when the last uptime report was accepted.

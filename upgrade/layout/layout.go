@@ -72,6 +72,10 @@ const (
 	LoaderConf = "loader/loader.conf"
 )
 
+// UKIName is the file name of a release's UKI, in a release folder and
+// artifact (build/uki writes it): what a slot holds byte for byte.
+func UKIName(version string) string { return "gridnode-" + version + ".efi" }
+
 // SlotFile is the FAT path of slot s's UKI.
 func SlotFile(s string) string { return "gridnode/slot-" + s + ".efi" }
 

@@ -56,3 +56,16 @@ func TestWithBoot(t *testing.T) {
 		t.Errorf("WithBoot = %q", got)
 	}
 }
+
+func TestVersionID(t *testing.T) {
+	for in, want := range map[string]string{
+		"NAME=gridnode\nVERSION_ID=0.2.0\n":     "0.2.0",
+		"ID=gridnode\nVERSION_ID=\"1.0-rc1\"\n": "1.0-rc1",
+		"NAME=gridnode\n":                       "",
+		"":                                      "",
+	} {
+		if got := VersionID([]byte(in)); got != want {
+			t.Errorf("VersionID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

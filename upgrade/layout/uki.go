@@ -6,6 +6,7 @@ import (
 	"debug/pe"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -67,13 +68,38 @@ func (u *UKI) Version(r io.ReaderAt) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VERSION_ID="); ok {
-			return strings.Trim(v, `"`), nil
-		}
+	if v := VersionID(b); v != "" {
+		return v, nil
 	}
 	return "", fmt.Errorf("UKI %s has no VERSION_ID", SectionOSRel)
+}
+
+// OSRelease is where a running image keeps its os-release (the builder
+// writes it, with the same VERSION_ID as its UKI's .osrel).
+const OSRelease = "/etc/os-release"
+
+// VersionID is VERSION_ID of an os-release text, "" when it has none.
+func VersionID(osrel []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(osrel))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VERSION_ID="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
+// Running is the version of the release this node runs: VERSION_ID of
+// OSRelease.
+func Running() (string, error) {
+	b, err := os.ReadFile(OSRelease)
+	if err != nil {
+		return "", fmt.Errorf("the running release's version: %w", err)
+	}
+	if v := VersionID(b); v != "" {
+		return v, nil
+	}
+	return "", fmt.Errorf("the running release's version: %s has no VERSION_ID", OSRelease)
 }
 
 // Cmdline is the UKI's .cmdline, without trailing NULs and spaces.

@@ -171,6 +171,14 @@ func (s Store) Pass() error {
 	return err
 }
 
+// Cancel closes the trial without a verdict: the jump never happened (the
+// kernel did not load, or PID 1 did not take the request), so the version
+// was not tried and may be tried again.
+func (s Store) Cancel() error {
+	_, err := s.update(func(st *State) error { st.Trial = nil; return nil })
+	return err
+}
+
 // Fail records the trial as failed and closes it (the node found itself
 // unhealthy before the watchdog fired).
 func (s Store) Fail(now time.Time) error {

@@ -88,3 +88,20 @@ func TestDamaged(t *testing.T) {
 		t.Fatal("Begin overwrote a damaged state file")
 	}
 }
+
+// A trial called off before the jump leaves no verdict: the version may be
+// tried again under the same sequence.
+func TestCancel(t *testing.T) {
+	s := Open(t.TempDir())
+	s.Begin(Record{Version: "0.3.0", Sequence: 5, Started: t0})
+	if err := s.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Load()
+	if st.Trial != nil || len(st.Failed) != 0 || !st.ShouldTry("0.3.0", 5) {
+		t.Fatalf("after Cancel: %+v", st)
+	}
+	if out, _, _ := s.Settle("0.2.0", t0); out != NoTrial {
+		t.Fatalf("Settle after Cancel: %v, want NoTrial", out)
+	}
+}
