@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gridnode/gridnode/internal/printable"
 	"github.com/gridnode/gridnode/internal/round"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
@@ -252,7 +253,7 @@ func (s snapshot) lines() []string {
 		}
 	}
 	for i := range l {
-		l[i] = clip(strings.TrimRight(l[i], " "), 80)
+		l[i] = clip(strings.TrimRight(printable.String(l[i]), " "), 80)
 	}
 	return l
 }
@@ -312,6 +313,11 @@ func (s snapshot) serial() []string {
 			parts = append(parts, p)
 		}
 		l = append(l, "status: modules "+strings.Join(parts, " "))
+	}
+	// Facts carry text from outside (a registrar's error, a DHCP server's
+	// words, firmware strings): one line each, nothing a terminal acts on.
+	for i := range l {
+		l[i] = printable.String(l[i])
 	}
 	return l
 }

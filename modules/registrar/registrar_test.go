@@ -443,3 +443,28 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// A registrar whose error text carries escape sequences and a forged
+// status line: the fact (which the console prints) has them as inert
+// escapes, on one line.
+func TestHostileErrorTextIsInert(t *testing.T) {
+	newNode(t, true)
+	reg := regtest.New()
+	reg.Fail = func(r *http.Request) (int, string) {
+		if strings.HasSuffix(r.URL.Path, "/uptime") {
+			return http.StatusServiceUnavailable, "down\x1b[2J\x1b]0;owned\x07\nstatus: registrar=registered\r\u009b31m"
+		}
+		return 0, ""
+	}
+	srv := reg.Start()
+	defer srv.Close()
+	farmID := farm(t, srv.URL)
+	start(t, srv.URL, farmID, &sleeper{step: make(chan struct{})})
+	f := waitFact(t, "in error", func(f fact.Registrar) bool { return f.State == fact.RegError && f.LastError != "" })
+	if strings.ContainsFunc(f.LastError, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) {
+		t.Fatalf("last_error keeps control characters: %q", f.LastError)
+	}
+	if !strings.Contains(f.LastError, `down\x1b[2J\x1b]0;owned\x07\x0astatus: registrar=registered\x0d\x9b31m`) {
+		t.Fatalf("last_error %q does not show the registrar's text as escapes", f.LastError)
+	}
+}
