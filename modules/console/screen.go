@@ -261,6 +261,9 @@ func (s snapshot) lines() []string {
 // statusURL is where a person on the farm's network reads /status.
 func (s snapshot) statusURL() string {
 	addr := s.console.StatusAddr
+	if addr == "" {
+		return "not served: gridnode.status is not valid (see the console log)"
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) && s.network != nil && len(s.network.Addresses) > 0 {
 		ip, _, _ := strings.Cut(s.network.Addresses[0], "/")
