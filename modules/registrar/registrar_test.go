@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,7 +23,6 @@ import (
 	"github.com/gridnode/gridnode/grid/api"
 	"github.com/gridnode/gridnode/grid/client"
 	"github.com/gridnode/gridnode/grid/client/regtest"
-	"github.com/gridnode/gridnode/grid/registrar"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 )
@@ -509,11 +507,7 @@ func TestRecordChangedElsewhereIsSetBack(t *testing.T) {
 	recheckEvery = 20 * time.Second // every second uptime round (10 s)
 	defer func() { recheckEvery = old }()
 	ctx := context.Background()
-	st, err := registrar.OpenStore(ctx, filepath.Join(t.TempDir(), "registrar.db"))
-	must(t, err)
-	srv := registrar.New(registrar.Config{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	hs := httptest.NewServer(srv)
-	defer func() { hs.Close(); srv.Close(); st.Close() }()
+	hs := realRegistrar(t)
 	farmID := farm(t, hs.URL)
 	farmer, err := client.New(hs.URL, ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32)), client.Options{})
 	must(t, err)
