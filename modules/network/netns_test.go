@@ -288,9 +288,9 @@ func (d *dhcpd) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
 		dhcpv4.WithNetmask(net.CIDRMask(24, 32)),
 		dhcpv4.WithRouter(serverIP),
 		dhcpv4.WithDNS(serverIP),
-		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(8*time.Second)),
-		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(2*time.Second)),
-		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(4*time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(8 * time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(2 * time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(4 * time.Second)),
 	}, d.extra...)...)
 	if err != nil {
 		return
