@@ -129,7 +129,9 @@ var recheckEvery = 6 * time.Hour
 
 // Run is the module's entry point (see the package comment).
 func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
-	roots.Fallback() // the public registrars (qa, main) are HTTPS
+	if err := roots.Fallback(); err != nil { // the public registrars (qa, main) are HTTPS
+		log.Warn("some of the image's extra TLS roots are not trusted", "err", err)
+	}
 	m := &module{
 		cfg:        cfg,
 		log:        log,
