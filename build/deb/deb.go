@@ -25,6 +25,20 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
+// Caps on what a package may unpack to: a package is input from a mirror
+// (or a file someone handed over), and a few kilobytes of compressed zeros
+// would otherwise fill the build machine's disk or memory. Debian's largest
+// kernel package unpacks to 400 MB, its firmware packages to less.
+// Variables for the tests.
+var (
+	// MaxData caps the decompressed data member (headers included).
+	MaxData int64 = 2 << 30
+	// MaxControl caps the decompressed control member.
+	MaxControl int64 = 16 << 20
+	// MaxEntries caps the entries Extract writes.
+	MaxEntries = 200_000
+)
+
 // Package is an opened .deb file.
 type Package struct {
 	Path    string
@@ -78,7 +92,7 @@ func open(path string) (*Package, error) {
 		if !strings.HasPrefix(name, "control.tar") {
 			return nil
 		}
-		return walkTar(name, r, func(h *tar.Header, r io.Reader) error {
+		return walkTar(name, r, MaxControl, func(h *tar.Header, r io.Reader) error {
 			if filepath.Clean(h.Name) == "control" {
 				control, err = io.ReadAll(r)
 				return err
@@ -110,7 +124,7 @@ func (p *Package) Walk(fn func(h *tar.Header, r io.Reader) error) error {
 			return nil
 		}
 		found = true
-		return walkTar(name, r, func(h *tar.Header, r io.Reader) error {
+		return walkTar(name, r, MaxData, func(h *tar.Header, r io.Reader) error {
 			h.Name = strings.TrimPrefix(filepath.Clean(h.Name), "./")
 			if h.Name == "." {
 				return nil
@@ -129,9 +143,11 @@ func (p *Package) Walk(fn func(h *tar.Header, r io.Reader) error) error {
 
 // Extract writes the package's data files into dir (regular files, folders,
 // symlinks and hard links; no device nodes), keeping permissions; no entry
-// writes outside dir (internal/untar).
+// writes outside dir or through a link an earlier entry made
+// (internal/untar), and no more than MaxData bytes and MaxEntries entries
+// are written.
 func (p *Package) Extract(dir string) error {
-	d, err := untar.Open(dir, untar.Options{RootedLinks: true, TrimSlash: true})
+	d, err := untar.Open(dir, untar.Options{RootedLinks: true, TrimSlash: true, MaxBytes: MaxData, MaxEntries: MaxEntries})
 	if err != nil {
 		return err
 	}
@@ -161,7 +177,9 @@ func members(b []byte, fn func(name string, r io.Reader) error) error {
 	return nil
 }
 
-func walkTar(name string, r io.Reader, fn func(h *tar.Header, r io.Reader) error) error {
+// walkTar walks the tar member name (compressed as its extension says),
+// reading at most max bytes of it decompressed.
+func walkTar(name string, r io.Reader, max int64, fn func(h *tar.Header, r io.Reader) error) error {
 	var dr io.Reader
 	switch filepath.Ext(name) {
 	case ".xz":
@@ -188,7 +206,11 @@ func walkTar(name string, r io.Reader, fn func(h *tar.Header, r io.Reader) error
 	default:
 		return fmt.Errorf("unsupported compression %q", name)
 	}
-	return untar.Walk(tar.NewReader(dr), fn)
+	err := untar.Walk(tar.NewReader(untar.Cap(dr, max)), fn)
+	if errors.Is(err, untar.ErrTooLarge) {
+		return fmt.Errorf("%w (a package unpacks to at most %d MiB here: a damaged or hostile package?)", err, max>>20)
+	}
+	return err
 }
 
 func parseControl(b []byte) map[string]string {

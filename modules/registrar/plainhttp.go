@@ -4,11 +4,11 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 
+	"github.com/gridnode/gridnode/internal/loopback"
 	"github.com/gridnode/gridnode/node/fact"
 )
 
@@ -46,10 +46,5 @@ func plainRemote(u string) bool {
 	if err != nil || p.Scheme != "http" {
 		return false
 	}
-	h := p.Hostname()
-	if h == "localhost" {
-		return false
-	}
-	ip := net.ParseIP(h)
-	return ip == nil || !ip.IsLoopback()
+	return !loopback.Host(p.Hostname())
 }
