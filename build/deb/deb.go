@@ -85,15 +85,26 @@ func open(path string) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
+	p, err := parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	p.Path = path
+	return p, nil
+}
+
+// parse reads the control fields and checksum of the package b.
+func parse(b []byte) (*Package, error) {
 	sum := sha256.Sum256(b)
-	p := &Package{Path: path, SHA256: hex.EncodeToString(sum[:])}
+	p := &Package{SHA256: hex.EncodeToString(sum[:])}
 	var control []byte
-	err = members(b, func(name string, r io.Reader) error {
+	err := members(b, func(name string, r io.Reader) error {
 		if !strings.HasPrefix(name, "control.tar") {
 			return nil
 		}
 		return walkTar(name, r, MaxControl, func(h *tar.Header, r io.Reader) error {
 			if filepath.Clean(h.Name) == "control" {
+				var err error
 				control, err = io.ReadAll(r)
 				return err
 			}
@@ -101,10 +112,10 @@ func open(path string) (*Package, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if control == nil {
-		return nil, fmt.Errorf("%s: no control file: not a Debian package", path)
+		return nil, errors.New("no control file: not a Debian package")
 	}
 	p.Control = parseControl(control)
 	p.Name, p.Version, p.Arch, p.Depends = p.Control["Package"], p.Control["Version"], p.Control["Architecture"], p.Control["Depends"]
@@ -118,8 +129,16 @@ func (p *Package) Walk(fn func(h *tar.Header, r io.Reader) error) error {
 	if err != nil {
 		return err
 	}
+	if err := walkData(b, fn); err != nil {
+		return fmt.Errorf("%s: %w", p.Path, err)
+	}
+	return nil
+}
+
+// walkData walks the data member of the package b.
+func walkData(b []byte, fn func(h *tar.Header, r io.Reader) error) error {
 	found := false
-	err = members(b, func(name string, r io.Reader) error {
+	err := members(b, func(name string, r io.Reader) error {
 		if !strings.HasPrefix(name, "data.tar") {
 			return nil
 		}
@@ -135,10 +154,7 @@ func (p *Package) Walk(fn func(h *tar.Header, r io.Reader) error) error {
 	if err == nil && !found {
 		err = errors.New("no data.tar member")
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", p.Path, err)
-	}
-	return nil
+	return err
 }
 
 // Extract writes the package's data files into dir (regular files, folders,
@@ -189,7 +205,9 @@ func walkTar(name string, r io.Reader, max int64, fn func(h *tar.Header, r io.Re
 		}
 		dr = x
 	case ".zst":
-		z, err := zstd.NewReader(r)
+		// The window a frame asks for is allocated: bound it (zstd --long
+		// uses up to 128 MiB; the library would grant 512 MiB).
+		z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20), zstd.WithDecoderMaxMemory(uint64(max)))
 		if err != nil {
 			return err
 		}

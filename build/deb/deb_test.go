@@ -49,7 +49,7 @@ func writeDeb(t *testing.T, path string) {
 
 // writeAr writes a .deb's ar archive: debian-binary, then the control and
 // data members given as name, content.
-func writeAr(t *testing.T, path, controlName string, control []byte, dataName string, data []byte) {
+func writeAr(t testing.TB, path, controlName string, control []byte, dataName string, data []byte) {
 	t.Helper()
 	var b bytes.Buffer
 	b.WriteString("!<arch>\n")

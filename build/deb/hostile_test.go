@@ -29,7 +29,7 @@ func link(name, target string, typ byte) entry {
 	return entry{h: tar.Header{Name: name, Typeflag: typ, Linkname: target, Mode: 0o777}}
 }
 
-func rawTar(t *testing.T, entries ...entry) []byte {
+func rawTar(t testing.TB, entries ...entry) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
@@ -43,7 +43,7 @@ func rawTar(t *testing.T, entries ...entry) []byte {
 	return b.Bytes()
 }
 
-func gz(t *testing.T, b []byte) []byte {
+func gz(t testing.TB, b []byte) []byte {
 	var out bytes.Buffer
 	w := gzip.NewWriter(&out)
 	w.Write(b)
