@@ -35,10 +35,11 @@ func TestBenchFuzz(t *testing.T) {
 	}
 	section(t, "fuzz", fmt.Sprintf(`### Fuzzing
 
-`+"`"+`make bench`+"`"+` (`+"`"+`FUZZTIME=%s bash .ci/fuzz.sh`+"`"+`), %s, %s, %s in all. No target
-found a failing input. `+"`"+`make test`+"`"+` runs each target's seed corpus and kept
-findings (testdata/fuzz) only. The machine was shared with other work while
-it ran, so the counts are lower bounds.
+`+"`"+`BENCH_FUZZTIME=%s go test -tags bench -run TestBenchFuzz ./tests/`+"`"+` (`+"`"+`make bench`+"`"+`
+fuzzes 2 minutes a target), %s, %s, %s in all. No target found a failing
+input. `+"`"+`make test`+"`"+` runs each target's seed corpus and kept findings
+(testdata/fuzz) only. The machine was shared with other work while it ran,
+so the counts are lower bounds.
 
 | package | target | inputs run |
 |---|---|---|
