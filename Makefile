@@ -13,7 +13,7 @@ PORT      ?= 8080
 VERSION   ?= $(shell awk '/^version:/{print $$2}' images/node.yaml)
 PGURL_FILE := .cache/postgres.url
 
-.PHONY: all deps build image run test unit integration bench matrix release lint clean
+.PHONY: all deps build image run test unit integration bench matrix soak fuzz release lint clean
 
 all: build
 
@@ -43,6 +43,17 @@ bench: deps build
 # whose name matches (make matrix MATRIX='^qemu64,q35-bios,.*,virtio-net-pci,1cpu-512M,no-rng$').
 matrix: deps build
 	@BENCH=TestBenchMatrix BENCH_SKIP='^$$' BENCH_TIMEOUT=48h bash .ci/bench.sh
+
+# The soak (outside CI's time budget): 1,000 kill -9 of module processes on
+# a running node and 50 power cuts during a first boot, into BENCHMARKS.md.
+# SOAK_KILLS=N SOAK_CUTS=N run fewer.
+soak: deps build
+	@bash .ci/soak.sh
+
+# Every fuzz target for FUZZTIME (10s) each; make test runs their seed
+# corpora only, make bench fuzzes for 2 minutes each.
+fuzz: deps
+	@bash .ci/fuzz.sh
 
 release: deps build
 	@test -n "$(VERSION)" || (echo "make release VERSION=x"; exit 1)

@@ -9,7 +9,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"github.com/gridnode/gridnode/upgrade/doc"
 	"io"
@@ -23,6 +26,7 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/internal/filehash"
+	"github.com/gridnode/gridnode/internal/roots"
 	"github.com/gridnode/gridnode/internal/round"
 
 	"github.com/gridnode/gridnode/build/deb"
@@ -206,6 +210,9 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	ar.Bytes(strings.TrimPrefix(config.ImagePath, "/"), append([]byte("# baked in by gridnode build from "+filepath.Base(s.File)+"\n"), nodeYAML...), 0o644)
 	ar.Bytes("etc/os-release", []byte(osRelease(s.Version)), 0o644)
 	ar.Bytes(strings.TrimPrefix(doc.KeysPath, "/"), doc.KeysFile(s.Keys()), 0o644)
+	if err := b.tlsRoots(ar); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "var/cache", "root", "etc"} {
 		ar.Dir(d, 0o755)
 	}
@@ -380,6 +387,32 @@ func fileIn(p *deb.Package, name string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("build: package %s %s has no %s", p.Name, p.Version, name)
+}
+
+// tlsRoots bakes the spec's extra TLS roots into the image as one PEM file
+// (internal/roots reads it on the node) and lists each as an input.
+func (b *builder) tlsRoots(ar *initramfs.Archive) error {
+	s := b.o.Spec
+	var out bytes.Buffer
+	for i, p := range s.TLSRoots {
+		raw, err := os.ReadFile(s.Path(p))
+		if err != nil {
+			return s.Errorf(fmt.Sprintf("tls_roots[%d]", i), "tls_roots: %v", err)
+		}
+		certs, err := roots.ParsePEM(raw)
+		if err != nil {
+			return s.Errorf(fmt.Sprintf("tls_roots[%d]", i), "tls_roots: %s: %v", p, err)
+		}
+		for _, c := range certs {
+			pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+		}
+		sum := sha256.Sum256(raw)
+		b.man.Inputs = append(b.man.Inputs, Input{Kind: "tls-root", Name: filepath.Base(p), SHA256: hex.EncodeToString(sum[:])})
+	}
+	if out.Len() > 0 {
+		ar.Bytes(strings.TrimPrefix(roots.ExtraPath, "/"), out.Bytes(), 0o644)
+	}
+	return nil
 }
 
 func (b *builder) noteDeb(p *deb.Package) {

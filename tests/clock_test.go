@@ -9,10 +9,14 @@ package tests
 import (
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gridnode/gridnode/internal/testutil"
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/gridnode/gridnode/qemu"
 )
@@ -75,7 +79,69 @@ func TestClock(t *testing.T) {
 			if st.Network.Clock.Source != "registrar" {
 				t.Errorf("clock source %q (%s), want registrar: NTP is unreachable", st.Network.Clock.Source, st.Network.Clock.Error)
 			}
+			// The registrar is plain HTTP to another machine (10.0.2.2 is
+			// not the guest's loopback): said once.
+			if n := strings.Count(c.vm.Console(), plainHTTPWarning); n != 1 {
+				t.Errorf("the console warns %d times that the registrar is plain HTTP, want once", n)
+			}
 		})
+	}
+}
+
+// plainHTTPWarning is what the registrar module says of a plain-HTTP
+// registrar on another machine.
+const plainHTTPWarning = "is plain HTTP to another machine"
+
+// TestClockHTTPS boots one node whose real-time clock is in 2001 against
+// an HTTPS registrar on the host's loopback, whose certificate comes from a
+// CA the test makes and bakes into the image (the spec's tls_roots). Every
+// certificate looks "not yet valid" to a clock in 2001, so the node takes
+// the registrar's time only by verifying its chain at the time the
+// registrar claims (modules/network, verifyAt); NTP is unreachable. The
+// node sets its clock, registers over HTTPS and has an uptime report
+// accepted, and never warns about plain HTTP.
+func TestClockHTTPS(t *testing.T) {
+	ca := testutil.NewCA(t)
+	caFile := filepath.Join(t.TempDir(), "test-ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := loadSpec(t, "node")
+	s.TLSRoots = []string{caFile}
+	r := buildSpec(t, s, filepath.Join(t.TempDir(), "image"))
+
+	g := newRig(t)
+	cert := ca.Leaf(t, time.Now().Add(-time.Hour), time.Now().AddDate(0, 3, 0), "10.0.2.2")
+	g.tls = &cert
+	g.serveNodes()
+	rtc := time.Date(2001, 9, 9, 1, 46, 40, 0, time.UTC)
+	vm := boot(t, qemu.Options{
+		Boot: kernelBoot(r, append(g.cmdline(time.Hour),
+			"gridnode.ntp=10.0.2.2:"+strconv.Itoa(closedUDPPort(t)))...),
+		CPUs:      1,
+		Memory:    512,
+		Forwards:  []qemu.Forward{{Guest: 9100}},
+		ExtraArgs: []string{"-rtc", "base=" + rtc.Format("2006-01-02T15:04:05")},
+	})
+	expect(t, vm, `^gridnode: ready$`, bootTimeout)
+	created := g.rec.waitCreated(t, 1, time.Now().Add(3*time.Minute))
+	g.rec.waitUptimes(t, created.ID, 1, time.Now().Add(3*time.Minute))
+
+	var st struct {
+		Network fact.Network   `json:"network"`
+		Reg     fact.Registrar `json:"registrar"`
+	}
+	off := clockOffset(t, "http://"+vm.HostAddr(9100)+"/status", &st)
+	t.Logf("RTC %s: node %d registered over %s; node clock %+.1fs from the host's; clock %+v",
+		rtc.Format(time.DateTime), created.ID, st.Reg.URL, off.Seconds(), st.Network.Clock)
+	if off > 5*time.Second || off < -5*time.Second {
+		t.Errorf("the node's clock is %s off the host's, want within 5s", off.Round(100*time.Millisecond))
+	}
+	if st.Network.Clock.Source != "registrar" || !strings.HasPrefix(st.Reg.URL, "https://") {
+		t.Errorf("clock %+v from registrar %s; want the time from the HTTPS registrar", st.Network.Clock, st.Reg.URL)
+	}
+	if strings.Contains(vm.Console(), plainHTTPWarning) {
+		t.Error("the console warns about plain HTTP for an HTTPS registrar")
 	}
 }
 

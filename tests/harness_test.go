@@ -54,10 +54,23 @@ func image(t *testing.T, name string, formats ...string) *build.Result {
 
 func buildTo(t *testing.T, name, out string, formats ...string) *build.Result {
 	t.Helper()
+	return buildSpec(t, loadSpec(t, name), out, formats...)
+}
+
+// loadSpec reads images/NAME.yaml, for a test to change before buildSpec.
+func loadSpec(t *testing.T, name string) *spec.Spec {
+	t.Helper()
 	s, err := spec.Load(filepath.Join(root, "images", name+".yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// buildSpec builds s into out (emptied first).
+func buildSpec(t *testing.T, s *spec.Spec, out string, formats ...string) *build.Result {
+	t.Helper()
+	name := strings.TrimSuffix(filepath.Base(s.File), ".yaml")
 	os.RemoveAll(out)
 	r, err := build.Build(context.Background(), build.Options{
 		Spec: s, Out: out, Cache: filepath.Join(root, ".cache"), Src: root,

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -314,6 +315,9 @@ type rig struct {
 	farmID uint64
 	port   int          // the node's registrar: http://10.0.2.2:port, i.e. 127.0.0.1:port on the host
 	nodes  *http.Server // serving the node's port, from serveNodes on
+	// tls, when set, is the certificate the node's side serves HTTPS with
+	// (the node's URL is then https://10.0.2.2:port).
+	tls *tls.Certificate
 }
 
 func newRig(t *testing.T) *rig {
@@ -362,14 +366,25 @@ func (g *rig) cmdline(uptime time.Duration) []string {
 	}
 }
 
-func (g *rig) nodeURL() string { return "http://10.0.2.2:" + strconv.Itoa(g.port) }
+func (g *rig) nodeURL() string { return g.scheme() + "://10.0.2.2:" + strconv.Itoa(g.port) }
+
+func (g *rig) scheme() string {
+	if g.tls != nil {
+		return "https"
+	}
+	return "http"
+}
 
 // serveNodes opens the node's port: the registrar comes up for the node.
 func (g *rig) serveNodes() {
 	g.t.Helper()
+	var l net.Listener
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(g.port))
 	if err != nil {
 		g.t.Fatalf("opening the node's registrar port %d: %v", g.port, err)
+	}
+	if g.tls != nil {
+		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{*g.tls}})
 	}
 	hs := &http.Server{Handler: g.rec, ReadHeaderTimeout: 30 * time.Second}
 	go hs.Serve(l)

@@ -614,9 +614,13 @@ func fetchPage(t *testing.T, url string, timeout time.Duration) string {
 	return body
 }
 
+// statusDoc is what tests read of a node's /status.
 type statusDoc struct {
-	Hardware  fact.Hardware  `json:"hardware"`
-	Workloads fact.Workloads `json:"workloads"`
+	Modules   map[string]fact.Module `json:"modules"`
+	Hardware  fact.Hardware          `json:"hardware"`
+	Identity  fact.Identity          `json:"identity"`
+	Registrar fact.Registrar         `json:"registrar"`
+	Workloads fact.Workloads         `json:"workloads"`
 }
 
 func nodeStatus(t *testing.T, node string) statusDoc {

@@ -25,6 +25,20 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
+// Caps on what a package may unpack to: a package is input from a mirror
+// (or a file someone handed over), and a few kilobytes of compressed zeros
+// would otherwise fill the build machine's disk or memory. Debian's largest
+// kernel package unpacks to 400 MB, its firmware packages to less.
+// Variables for the tests.
+var (
+	// MaxData caps the decompressed data member (headers included).
+	MaxData int64 = 2 << 30
+	// MaxControl caps the decompressed control member.
+	MaxControl int64 = 16 << 20
+	// MaxEntries caps the entries Extract writes.
+	MaxEntries = 200_000
+)
+
 // Package is an opened .deb file.
 type Package struct {
 	Path    string
@@ -71,15 +85,26 @@ func open(path string) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
+	p, err := parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	p.Path = path
+	return p, nil
+}
+
+// parse reads the control fields and checksum of the package b.
+func parse(b []byte) (*Package, error) {
 	sum := sha256.Sum256(b)
-	p := &Package{Path: path, SHA256: hex.EncodeToString(sum[:])}
+	p := &Package{SHA256: hex.EncodeToString(sum[:])}
 	var control []byte
-	err = members(b, func(name string, r io.Reader) error {
+	err := members(b, func(name string, r io.Reader) error {
 		if !strings.HasPrefix(name, "control.tar") {
 			return nil
 		}
-		return walkTar(name, r, func(h *tar.Header, r io.Reader) error {
+		return walkTar(name, r, MaxControl, func(h *tar.Header, r io.Reader) error {
 			if filepath.Clean(h.Name) == "control" {
+				var err error
 				control, err = io.ReadAll(r)
 				return err
 			}
@@ -87,10 +112,10 @@ func open(path string) (*Package, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if control == nil {
-		return nil, fmt.Errorf("%s: no control file: not a Debian package", path)
+		return nil, errors.New("no control file: not a Debian package")
 	}
 	p.Control = parseControl(control)
 	p.Name, p.Version, p.Arch, p.Depends = p.Control["Package"], p.Control["Version"], p.Control["Architecture"], p.Control["Depends"]
@@ -104,13 +129,21 @@ func (p *Package) Walk(fn func(h *tar.Header, r io.Reader) error) error {
 	if err != nil {
 		return err
 	}
+	if err := walkData(b, fn); err != nil {
+		return fmt.Errorf("%s: %w", p.Path, err)
+	}
+	return nil
+}
+
+// walkData walks the data member of the package b.
+func walkData(b []byte, fn func(h *tar.Header, r io.Reader) error) error {
 	found := false
-	err = members(b, func(name string, r io.Reader) error {
+	err := members(b, func(name string, r io.Reader) error {
 		if !strings.HasPrefix(name, "data.tar") {
 			return nil
 		}
 		found = true
-		return walkTar(name, r, func(h *tar.Header, r io.Reader) error {
+		return walkTar(name, r, MaxData, func(h *tar.Header, r io.Reader) error {
 			h.Name = strings.TrimPrefix(filepath.Clean(h.Name), "./")
 			if h.Name == "." {
 				return nil
@@ -121,17 +154,16 @@ func (p *Package) Walk(fn func(h *tar.Header, r io.Reader) error) error {
 	if err == nil && !found {
 		err = errors.New("no data.tar member")
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", p.Path, err)
-	}
-	return nil
+	return err
 }
 
 // Extract writes the package's data files into dir (regular files, folders,
 // symlinks and hard links; no device nodes), keeping permissions; no entry
-// writes outside dir (internal/untar).
+// writes outside dir or through a link an earlier entry made
+// (internal/untar), and no more than MaxData bytes and MaxEntries entries
+// are written.
 func (p *Package) Extract(dir string) error {
-	d, err := untar.Open(dir, untar.Options{RootedLinks: true, TrimSlash: true})
+	d, err := untar.Open(dir, untar.Options{RootedLinks: true, TrimSlash: true, MaxBytes: MaxData, MaxEntries: MaxEntries})
 	if err != nil {
 		return err
 	}
@@ -161,7 +193,9 @@ func members(b []byte, fn func(name string, r io.Reader) error) error {
 	return nil
 }
 
-func walkTar(name string, r io.Reader, fn func(h *tar.Header, r io.Reader) error) error {
+// walkTar walks the tar member name (compressed as its extension says),
+// reading at most max bytes of it decompressed.
+func walkTar(name string, r io.Reader, max int64, fn func(h *tar.Header, r io.Reader) error) error {
 	var dr io.Reader
 	switch filepath.Ext(name) {
 	case ".xz":
@@ -171,7 +205,9 @@ func walkTar(name string, r io.Reader, fn func(h *tar.Header, r io.Reader) error
 		}
 		dr = x
 	case ".zst":
-		z, err := zstd.NewReader(r)
+		// The window a frame asks for is allocated: bound it (zstd --long
+		// uses up to 128 MiB; the library would grant 512 MiB).
+		z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20), zstd.WithDecoderMaxMemory(uint64(max)))
 		if err != nil {
 			return err
 		}
@@ -188,7 +224,11 @@ func walkTar(name string, r io.Reader, fn func(h *tar.Header, r io.Reader) error
 	default:
 		return fmt.Errorf("unsupported compression %q", name)
 	}
-	return untar.Walk(tar.NewReader(dr), fn)
+	err := untar.Walk(tar.NewReader(untar.Cap(dr, max)), fn)
+	if errors.Is(err, untar.ErrTooLarge) {
+		return fmt.Errorf("%w (a package unpacks to at most %d MiB here: a damaged or hostile package?)", err, max>>20)
+	}
+	return err
 }
 
 func parseControl(b []byte) map[string]string {

@@ -40,8 +40,17 @@ func tarball(t *testing.T, files map[string]string, compress string) []byte {
 	return out.Bytes()
 }
 
-// writeDeb writes an ar archive the way dpkg-deb does.
+// writeDeb writes a kernel package the way dpkg-deb does.
 func writeDeb(t *testing.T, path string) {
+	writeAr(t, path,
+		"control.tar.gz", tarball(t, map[string]string{"./control": "Package: linux-image-test\nVersion: 6.1.1-1\nArchitecture: amd64\nDepends: kmod, linux-base (>= 4.3~)\nDescription: test\n a kernel\n"}, "gz"),
+		"data.tar.xz", tarball(t, map[string]string{"./boot/vmlinuz-6.1.0-test": "KERNEL", "./lib/modules/6.1.0-test/kernel/a.ko": "KO"}, "xz"))
+}
+
+// writeAr writes a .deb's ar archive: debian-binary, then the control and
+// data members given as name, content.
+func writeAr(t testing.TB, path, controlName string, control []byte, dataName string, data []byte) {
+	t.Helper()
 	var b bytes.Buffer
 	b.WriteString("!<arch>\n")
 	member := func(name string, data []byte) {
@@ -52,8 +61,8 @@ func writeDeb(t *testing.T, path string) {
 		}
 	}
 	member("debian-binary", []byte("2.0\n"))
-	member("control.tar.gz", tarball(t, map[string]string{"./control": "Package: linux-image-test\nVersion: 6.1.1-1\nArchitecture: amd64\nDepends: kmod, linux-base (>= 4.3~)\nDescription: test\n a kernel\n"}, "gz"))
-	member("data.tar.xz", tarball(t, map[string]string{"./boot/vmlinuz-6.1.0-test": "KERNEL", "./lib/modules/6.1.0-test/kernel/a.ko": "KO"}, "xz"))
+	member(controlName, control)
+	member(dataName, data)
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}

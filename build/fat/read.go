@@ -20,6 +20,8 @@ type Found struct {
 	Size int64
 	// Entry is the absolute offset of the file's 32-byte short directory entry.
 	Entry int64
+
+	vol *volume // the file system it was found in (Allocate)
 }
 
 // Capacity is how many bytes the file can hold without allocating clusters.
@@ -31,14 +33,20 @@ func (f Found) Capacity() int64 {
 	return n
 }
 
-// ErrNotFAT says there is no FAT16 or FAT32 file system at the offset.
-var ErrNotFAT = errors.New("no FAT16 or FAT32 file system")
+// ErrNotFAT says there is no FAT16 or FAT32 file system at the offset;
+// ErrNotFound that the file system has no such file.
+var (
+	ErrNotFAT   = errors.New("no FAT16 or FAT32 file system")
+	ErrNotFound = errors.New("not found")
+)
 
 type volume struct {
 	r           io.ReaderAt
 	off         int64
 	bps         int64
 	spc         int64
+	nfats       int64
+	fatSize     int64 // bytes of one FAT
 	fatOff      int64
 	rootOff     int64 // FAT16 fixed root
 	rootSize    int64
@@ -71,9 +79,20 @@ func openVolume(r io.ReaderAt, off int64) (*volume, error) {
 		fatSz = int64(binary.LittleEndian.Uint32(b[36:]))
 		v.rootCluster = binary.LittleEndian.Uint32(b[44:])
 	}
-	if v.bps < 512 || v.bps&(v.bps-1) != 0 || v.spc == 0 || nfats == 0 || fatSz == 0 {
+	// What the boot sector says is all the reader knows of the volume: it
+	// is checked against FAT's own limits and against the image, so that
+	// nothing sized from it is larger than the image (a hostile image
+	// claiming 2^32 clusters gets no 2^32 of anything).
+	if v.bps < 512 || v.bps&(v.bps-1) != 0 || v.spc == 0 || v.spc&(v.spc-1) != 0 || v.bps*v.spc > maxClusterBytes ||
+		nfats == 0 || nfats > 4 || fatSz == 0 || reserved == 0 {
 		return nil, ErrNotFAT
 	}
+	if end := off + total*v.bps; total == 0 || end <= off {
+		return nil, ErrNotFAT
+	} else if _, err := r.ReadAt(b[:1], end-1); err != nil {
+		return nil, fmt.Errorf("%w: the volume claims %d bytes, past the end of the image", ErrNotFAT, total*v.bps)
+	}
+	v.nfats, v.fatSize = nfats, fatSz*v.bps
 	v.fatOff = off + reserved*v.bps
 	v.rootOff = v.fatOff + nfats*fatSz*v.bps
 	v.rootSize = rootEnt * 32
@@ -86,8 +105,22 @@ func openVolume(r io.ReaderAt, off int64) (*volume, error) {
 	default:
 		v.fat32 = true
 	}
+	entry := int64(2)
+	if v.fat32 {
+		entry = 4
+	}
+	if v.fatSize < (v.clusters+2)*entry {
+		return nil, fmt.Errorf("%w: its FAT of %d bytes is too small for %d clusters", ErrNotFAT, v.fatSize, v.clusters)
+	}
 	return v, nil
 }
+
+// FAT's limits: a cluster is at most 64 KiB (32 KiB by the specification;
+// some formatters use 64), a directory at most 65,536 entries of 32 bytes.
+const (
+	maxClusterBytes = 64 << 10
+	maxDirBytes     = 65536 * 32
+)
 
 func (v *volume) next(c uint32) (uint32, error) {
 	if v.fat32 {
@@ -112,11 +145,14 @@ func (v *volume) next(c uint32) (uint32, error) {
 	return uint32(n), nil
 }
 
-func (v *volume) chain(c uint32) ([]Extent, error) {
+// chain follows the cluster chain from c for at most max clusters: what
+// a file of its size or a directory can have. A longer chain (or one that
+// loops) is cut there, as readers of the file system do.
+func (v *volume) chain(c uint32, max int64) ([]Extent, error) {
 	var out []Extent
 	cb := v.spc * v.bps
-	for c >= 2 {
-		if int64(c) >= v.clusters+2 || len(out) > int(v.clusters) {
+	for c >= 2 && int64(len(out)) < max {
+		if int64(c) >= v.clusters+2 {
 			return nil, fmt.Errorf("fat: broken cluster chain at cluster %d", c)
 		}
 		out = append(out, Extent{v.dataOff + int64(c-2)*cb, cb})
@@ -137,8 +173,9 @@ func Lookup(r io.ReaderAt, off int64, p string) (Found, error) {
 		return Found{}, err
 	}
 	var dir []Extent
+	maxDir := ceilDiv(maxDirBytes, v.spc*v.bps)
 	if v.fat32 {
-		if dir, err = v.chain(v.rootCluster); err != nil {
+		if dir, err = v.chain(v.rootCluster, maxDir); err != nil {
 			return Found{}, err
 		}
 	} else {
@@ -159,7 +196,7 @@ func Lookup(r io.ReaderAt, off int64, p string) (Found, error) {
 			if !isDir {
 				return Found{}, fmt.Errorf("fat: %s: %s is not a directory", p, name)
 			}
-			if dir, err = v.chain(cluster); err != nil {
+			if dir, err = v.chain(cluster, maxDir); err != nil {
 				return Found{}, err
 			}
 			continue
@@ -167,11 +204,15 @@ func Lookup(r io.ReaderAt, off int64, p string) (Found, error) {
 		if isDir {
 			return Found{}, fmt.Errorf("fat: %s is a directory", p)
 		}
-		cl, err := v.chain(cluster)
+		size := int64(binary.LittleEndian.Uint32(e[28:]))
+		if size > v.clusters*v.spc*v.bps {
+			return Found{}, fmt.Errorf("fat: %s claims %d bytes, more than the volume holds", p, size)
+		}
+		cl, err := v.chain(cluster, max(1, ceilDiv(size, v.spc*v.bps)))
 		if err != nil {
 			return Found{}, err
 		}
-		return Found{Clusters: cl, Size: int64(binary.LittleEndian.Uint32(e[28:])), Entry: entOff}, nil
+		return Found{Clusters: cl, Size: size, Entry: entOff, vol: v}, nil
 	}
 	return Found{}, fmt.Errorf("fat: %s: empty path", p)
 }
@@ -188,7 +229,7 @@ func (v *volume) find(dir []Extent, name string) ([]byte, int64, error) {
 			e := buf[i : i+32]
 			switch {
 			case e[0] == 0:
-				return nil, 0, errors.New("not found")
+				return nil, 0, ErrNotFound
 			case e[0] == 0xE5:
 				lfn = nil
 				continue
@@ -233,7 +274,7 @@ func (v *volume) find(dir []Extent, name string) ([]byte, int64, error) {
 			}
 		}
 	}
-	return nil, 0, errors.New("not found")
+	return nil, 0, ErrNotFound
 }
 
 // WriteContent overwrites the file found with data, which must fit in its
@@ -261,4 +302,85 @@ func WriteContent(w io.WriterAt, f Found, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// ReadWriterAt is a disk image open for reading and writing.
+type ReadWriterAt interface {
+	io.ReaderAt
+	io.WriterAt
+}
+
+// Allocate gives a file that has no cluster (a file emptied by an editor:
+// FAT frees its clusters) room for n bytes: free clusters, chained in
+// every copy of the FAT, the first named in its directory entry. The chain
+// is written before the entry, so a power cut in between leaves at worst
+// clusters that fsck reclaims. The file's size stays; WriteContent fills
+// it. A file that has clusters comes back as it is.
+func Allocate(rw ReadWriterAt, f Found, n int64) (Found, error) {
+	v := f.vol
+	if v == nil {
+		return f, errors.New("fat: Allocate takes a file that Lookup found")
+	}
+	if len(f.Clusters) > 0 || n <= 0 {
+		return f, nil
+	}
+	cb := v.spc * v.bps
+	need := ceilDiv(n, cb)
+	width := int64(2)
+	if v.fat32 {
+		width = 4
+	}
+	var free []uint32
+	buf := make([]byte, 64<<10)
+	for c := int64(2); c < v.clusters+2 && int64(len(free)) < need; {
+		k := min(int64(len(buf))/width, v.clusters+2-c)
+		if _, err := v.r.ReadAt(buf[:k*width], v.fatOff+c*width); err != nil {
+			return f, fmt.Errorf("fat: reading the FAT: %w", err)
+		}
+		for i := int64(0); i < k && int64(len(free)) < need; i++ {
+			e := buf[i*width:]
+			used := binary.LittleEndian.Uint16(e) != 0
+			if v.fat32 {
+				used = binary.LittleEndian.Uint32(e)&0x0FFFFFFF != 0
+			}
+			if !used {
+				free = append(free, uint32(c+i))
+			}
+		}
+		c += k
+	}
+	if int64(len(free)) < need {
+		return f, fmt.Errorf("fat: no room for %d bytes: the file system has %d free clusters of %d bytes", n, len(free), cb)
+	}
+	out := Found{Size: f.Size, Entry: f.Entry, vol: v}
+	for i, c := range free {
+		next := uint32(0x0FFFFFFF) // end of chain
+		if i < len(free)-1 {
+			next = free[i+1]
+		}
+		e := make([]byte, width)
+		if v.fat32 {
+			binary.LittleEndian.PutUint32(e, next) // the top 4 bits of a free entry are 0: keep them so
+		} else {
+			binary.LittleEndian.PutUint16(e, uint16(min(next, 0xFFFF)))
+		}
+		for k := int64(0); k < v.nfats; k++ {
+			if _, err := rw.WriteAt(e, v.fatOff+k*v.fatSize+int64(c)*width); err != nil {
+				return f, fmt.Errorf("fat: writing the FAT: %w", err)
+			}
+		}
+		out.Clusters = append(out.Clusters, Extent{v.dataOff + int64(c-2)*cb, cb})
+	}
+	var e [2]byte
+	binary.LittleEndian.PutUint16(e[:], uint16(free[0]))
+	if _, err := rw.WriteAt(e[:], f.Entry+26); err != nil {
+		return f, fmt.Errorf("fat: writing the directory entry: %w", err)
+	}
+	if v.fat32 {
+		binary.LittleEndian.PutUint16(e[:], uint16(free[0]>>16))
+		if _, err := rw.WriteAt(e[:], f.Entry+20); err != nil {
+			return f, fmt.Errorf("fat: writing the directory entry: %w", err)
+		}
+	}
+	return out, nil
 }

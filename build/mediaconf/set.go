@@ -34,21 +34,32 @@ func Find(r io.ReaderAt) ([]Copy, error) {
 	if err != nil {
 		return nil, err
 	}
+	var broken error // a FAT file system whose gridnode.conf cannot be read
 	for _, s := range append([]int64{0}, starts...) {
 		f, err := fat.Lookup(r, s, media.ConfigName)
 		if err != nil {
+			if !errors.Is(err, fat.ErrNotFAT) && !errors.Is(err, fat.ErrNotFound) && broken == nil {
+				broken = fmt.Errorf("FAT file system at byte %d: %w", s, err)
+			}
 			continue
 		}
 		where := "FAT file system"
 		if s != 0 {
 			where = fmt.Sprintf("FAT partition at byte %d", s)
 		}
-		out = append(out, Copy{Where: where, Off: f.Clusters[0].Off, Size: f.Size, fat: &f})
+		c := Copy{Where: where, Size: f.Size, fat: &f}
+		if len(f.Clusters) > 0 { // none when emptied: Set gives it some
+			c.Off = f.Clusters[0].Off
+		}
+		out = append(out, c)
 	}
 	if c, ok, err := findISO(r); err != nil {
 		return nil, err
 	} else if ok {
 		out = append(out, c)
+	}
+	if len(out) == 0 && broken != nil {
+		return nil, broken
 	}
 	return out, nil
 }
@@ -141,7 +152,16 @@ func open(path string, flag int) (*os.File, []Copy, error) {
 	return f, copies, nil
 }
 
+// MaxSize bounds what a gridnode.conf may claim to hold: the media are
+// written with Reserved bytes, and a FAT copy may grow to its clusters (at
+// most 64 KiB). An image claiming more is damaged or not a gridnode image,
+// and is not read into memory on its word.
+const MaxSize = 64 << 10
+
 func readCopy(r io.ReaderAt, c Copy) ([]byte, error) {
+	if c.Size > MaxSize {
+		return nil, fmt.Errorf("%s in the %s claims %d bytes; a gridnode medium's has %d: a damaged image, or not a gridnode one", media.ConfigName, c.Where, c.Size, Reserved)
+	}
 	b := make([]byte, c.Size)
 	if c.fat != nil {
 		rest := b
@@ -235,7 +255,10 @@ func Set(path string, kvs []string) ([]byte, error) {
 	padded := make([][]byte, len(copies))
 	for i, c := range copies {
 		size := c.Size
-		if c.fat != nil && int64(len(text)) > size {
+		switch {
+		case c.fat != nil && len(c.fat.Clusters) == 0:
+			size = Reserved // emptied: it gets clusters for Reserved bytes below
+		case c.fat != nil && int64(len(text)) > size:
 			size = c.fat.Capacity() // FAT: the file may grow into its clusters
 		}
 		if padded[i], err = Pad(text, int(size)); err != nil {
@@ -244,7 +267,10 @@ func Set(path string, kvs []string) ([]byte, error) {
 	}
 	for i, c := range copies {
 		if c.fat != nil {
-			err = fat.WriteContent(f, *c.fat, padded[i])
+			var found fat.Found
+			if found, err = fat.Allocate(f, *c.fat, int64(len(padded[i]))); err == nil {
+				err = fat.WriteContent(f, found, padded[i])
+			}
 		} else {
 			_, err = f.WriteAt(padded[i], c.Off)
 		}

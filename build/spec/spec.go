@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/gridnode/gridnode/build/kernel"
+	"github.com/gridnode/gridnode/internal/roots"
 	"github.com/gridnode/gridnode/internal/strictyaml"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/upgrade/doc"
@@ -41,6 +42,11 @@ type Spec struct {
 	// prints one) whose signatures the image's node accepts on channel
 	// documents and releases. None: the node accepts no upgrade.
 	ReleaseKeys []string `yaml:"release_keys,omitempty"`
+	// TLSRoots are PEM files of CA certificates (relative to the spec)
+	// that the image's node trusts besides the public roots: a farm's own
+	// registrar or registry behind a private CA. Baked in as
+	// /etc/gridnode/roots.pem (internal/roots).
+	TLSRoots []string `yaml:"tls_roots,omitempty"`
 
 	// File is the path the spec was read from; Dir its folder, against
 	// which relative paths in the spec are resolved.
@@ -133,6 +139,15 @@ func (s *Spec) check() error {
 	for i, k := range s.ReleaseKeys {
 		if _, err := doc.ParsePublicKey(k); err != nil {
 			return s.Errorf(fmt.Sprintf("release_keys[%d]", i), "release_keys: %v", err)
+		}
+	}
+	for i, p := range s.TLSRoots {
+		b, err := os.ReadFile(s.Path(p))
+		if err == nil {
+			_, err = roots.ParsePEM(b)
+		}
+		if err != nil {
+			return s.Errorf(fmt.Sprintf("tls_roots[%d]", i), "tls_roots: %s: %v (want a PEM file of CA certificates)", p, err)
 		}
 	}
 	for i, f := range s.Files {

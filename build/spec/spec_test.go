@@ -45,7 +45,7 @@ func TestParseGood(t *testing.T) {
 // Every malformed spec is refused with the file, the line and what is allowed.
 func TestParseErrors(t *testing.T) {
 	for _, c := range []struct{ name, yaml, want string }{
-		{"unknown top key", "kernel: {package: x}\ndrivers: [a]\ncolour: red\n", `x.yaml:3: unknown key "colour" at the top level; allowed keys: cmdline, drivers, files, firmware, flavour, kernel, node, release_keys, version`},
+		{"unknown top key", "kernel: {package: x}\ndrivers: [a]\ncolour: red\n", `x.yaml:3: unknown key "colour" at the top level; allowed keys: cmdline, drivers, files, firmware, flavour, kernel, node, release_keys, tls_roots, version`},
 		{"unknown nested key", "kernel:\n  package: x\n  url: y\ndrivers: [a]\n", `x.yaml:3: unknown key "url" in kernel; allowed keys: deb, dir, oci, package`},
 		{"unknown node key", "kernel: {package: x}\ndrivers: [a]\nnode:\n  farmid: 3\n", `x.yaml:4: unknown key "farmid" in node; allowed keys:`},
 		{"bad flavour", "kernel: {package: x}\ndrivers: [a]\nflavour: fancy\n", `x.yaml:3: flavour "fancy": allowed values are node, debug`},
@@ -57,6 +57,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad registrar", "kernel: {package: x}\ndrivers: [a]\nnode:\n  registrar: ftp://x\n", `x.yaml:3: node: registrar "ftp://x": want http(s)://HOST[:PORT] or one of dev, main, qa, test`},
 		{"syntax", "kernel: [\n", `x.yaml:1: did not find expected node content`},
 		{"bad release key", "kernel: {package: x}\ndrivers: [a]\nrelease_keys:\n  - ed25519:" + strings.Repeat("A", 43) + "=\n  - ssh-ed25519 AAAA\n", `x.yaml:5: release_keys: release key "ssh-ed25519 AAAA": want ed25519: and the base64 of 32 bytes`},
+		{"roots not PEM", "kernel: {package: x}\ndrivers: [a]\ntls_roots:\n  - spec_test.go\n", `x.yaml:4: tls_roots: spec_test.go: no PEM certificate in it (want a PEM file of CA certificates)`},
+		{"roots missing", "kernel: {package: x}\ndrivers: [a]\ntls_roots: [nope.pem]\n", `x.yaml:3: tls_roots: nope.pem: open nope.pem: no such file`},
 		{"bad mode", "kernel: {package: x}\ndrivers: [a]\nfiles:\n  - {src: a, dst: /a, mode: rwx}\n", `x.yaml:4: files: mode "rwx" is not octal`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

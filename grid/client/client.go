@@ -305,14 +305,21 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.answerError(method, path, resp)
 	}
+	// Read at most MaxAnswer (and one byte more, to tell): a registrar, or
+	// whoever answers in its name, cannot make the client hold more.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
+	if err != nil {
+		return &NetError{Base: strings.TrimSuffix(c.base, api.Prefix), Method: method, Path: path, Err: err}
+	}
+	if len(b) > MaxAnswer {
+		return fmt.Errorf("registrar %s %s: the answer is over %d MiB; refused (is the URL a registrar's?)", method, path, MaxAnswer>>20)
+	}
 	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("registrar %s %s: decoding answer: %w", method, path, err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body) // let the connection be reused
 	return nil
 }
 
@@ -336,6 +343,10 @@ func (c *Client) answerError(method, path string, resp *http.Response) *Error {
 	}
 	return e
 }
+
+// MaxAnswer is the most bytes the client reads of one answer: a page of
+// the largest listing the registrar serves is far smaller.
+const MaxAnswer = 8 << 20
 
 // AccountByKey returns the account of the base64 public key pub.
 func (c *Client) AccountByKey(ctx context.Context, pub string) (api.Account, error) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,4 +266,42 @@ func updateAndReport(t *testing.T, ctx context.Context, c *client.Client, farmID
 		t.Fatalf("after update and uptime: %+v", n)
 	}
 	return n
+}
+
+// An answer that never ends (a hostile or broken server in the registrar's
+// place) is refused once it passes client.MaxAnswer; the client reads no
+// more than that.
+func TestAnswerSizeLimit(t *testing.T) {
+	var sent atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		chunk := []byte(strings.Repeat(`{"node_id":1},`, 1000))
+		w.Write([]byte("["))
+		for {
+			n, err := w.Write(chunk)
+			sent.Add(int64(n))
+			if err != nil || sent.Load() > 64*client.MaxAnswer {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	c := newClient(t, srv.URL, nil, client.Options{})
+	_, err := c.Nodes(context.Background(), client.NodeFilter{FarmID: 1})
+	if err == nil || !strings.Contains(err.Error(), "answer is over 8 MiB") {
+		t.Fatalf("endless answer: %v; want it refused for its size", err)
+	}
+	srv.CloseClientConnections()
+	if s := sent.Load(); s > 2*client.MaxAnswer {
+		t.Errorf("the server got %d MiB out before the client stopped reading; want about %d MiB", s>>20, client.MaxAnswer>>20)
+	}
+	// An answer at the limit is still read.
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`[{"node_id":7}` + strings.Repeat(" ", client.MaxAnswer-len(`[{"node_id":7}]`)) + `]`))
+	}))
+	defer ok.Close()
+	nodes, err := newClient(t, ok.URL, nil, client.Options{}).Nodes(context.Background(), client.NodeFilter{})
+	if err != nil || len(nodes) != 1 || nodes[0].NodeID != 7 {
+		t.Fatalf("answer of exactly %d bytes: %+v, %v", client.MaxAnswer, nodes, err)
+	}
 }

@@ -100,7 +100,7 @@ func ExtractDir(dir string, r io.Reader, opt Options) (Stats, error) {
 // Extract extracts the tar stream r into root.
 func Extract(root *os.Root, r io.Reader, opt Options) (Stats, error) {
 	if opt.MaxBytes > 0 {
-		r = &capReader{r: r, left: opt.MaxBytes, max: opt.MaxBytes}
+		r = Cap(r, opt.MaxBytes)
 	}
 	d := &Dir{x: newExtractor(root, opt)}
 	if err := Walk(tar.NewReader(r), d.Add); err != nil {
@@ -174,6 +174,13 @@ func (d *Dir) Close() error {
 
 func newExtractor(root *os.Root, opt Options) *extractor {
 	return &extractor{root: root, opt: opt, mine: map[string]bool{}, dirs: map[string]dirMeta{}}
+}
+
+// Cap returns a reader of r that fails with ErrTooLarge once more than
+// max bytes were read: a decompressed stream whose size only its end would
+// tell (a decompression bomb stops at max).
+func Cap(r io.Reader, max int64) io.Reader {
+	return &capReader{r: r, left: max, max: max}
 }
 
 // capReader fails with ErrTooLarge once more than max bytes were read.

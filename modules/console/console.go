@@ -10,7 +10,9 @@
 //
 //	status: registrar=registered twin=1 node=1 farm=1 url=http://10.0.2.2:8080
 //
-// HTTP (cfg.Status, default ":9100"):
+// HTTP (cfg.Status: ":9100" by default, HOST:PORT, or mgmt:PORT for the
+// management NIC only; every request within deadlines and a cap on
+// connections, serve.go):
 //
 //	/status     every fact in /run/gridnode/*.json, merged under its name
 //	            (never the secret folder)
@@ -20,7 +22,8 @@
 //	/api/v1/deployments[/...]  forwarded as it came to the workloads
 //	            module's socket, which answers signed requests only
 //
-// Fact published once the endpoint listens (readiness):
+// Fact published once the endpoint listens (readiness), or at once with
+// no address when gridnode.status is not valid (then nothing is served):
 //
 //	console {"status_addr": "[::]:9100"}
 package console
@@ -31,8 +34,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -60,25 +61,31 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("console: fact folder %s: %w", dir, err)
 	}
-	addr := cfg.Status
-	if addr == "" {
-		addr = ":9100"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("console: status endpoint on %s: %w (is another program using the port? set gridnode.status= to move it)", addr, err)
-	}
-	srv := &http.Server{Handler: Handler(dir), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("status endpoint stopped", "err", err)
-		}
-	}()
+	srv := newServer(Handler(dir))
 	defer srv.Close()
-	if err := fact.Write(fact.NameConsole, fact.Console{StatusAddr: ln.Addr().String()}); err != nil {
-		return fmt.Errorf("console: publishing the console fact: %w", err)
+	at, err := config.ParseStatus(cfg.Status)
+	ep := &endpoint{at: at, srv: srv, log: log}
+	switch {
+	case err != nil:
+		// Not served rather than served where it was not asked for: the
+		// setting may be there to keep it off a network.
+		log.Error(fmt.Sprintf("%v; the status endpoint is not served until it is fixed", err))
+		if err := fact.Write(fact.NameConsole, fact.Console{}); err != nil {
+			return fmt.Errorf("console: publishing the console fact: %w", err)
+		}
+	case at.Mgmt:
+		log.Info("the status endpoint waits for the management NIC", "port", at.Port)
+		ep.follow(dir)
+	default:
+		ln, err := listen(at.Addr, "")
+		if err != nil {
+			return fmt.Errorf("console: status endpoint on %s: %w (is another program using the port? set gridnode.status= to move it)", at.Addr, err)
+		}
+		ep.start(ln, "")
+		if !ep.published {
+			return errors.New("console: the console fact could not be published")
+		}
 	}
-	log.Info("status endpoint listening", "addr", ln.Addr().String())
 
 	changes := make(chan struct{}, 1)
 	stop, err := watch(dir, changes)
@@ -110,8 +117,10 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 				return nil
 			}
 			s.refresh(dir)
+			ep.follow(dir)
 		case <-tick.C:
 			s.refresh(dir)
+			ep.follow(dir)
 		case <-serialTimer:
 			serialTimer = nil
 		}

@@ -136,6 +136,32 @@ func TestScreenSaysWhyNoNetwork(t *testing.T) {
 	}
 }
 
+// TestScreenHostileText: text that came from outside the node (a
+// registrar's error, a DHCP server's words, firmware strings) reaches the
+// screen and the serial block as inert escapes, one line each.
+func TestScreenHostileText(t *testing.T) {
+	dir := fixture(t)
+	evil := `x\u001b[2J\u001b]0;owned\u0007\nstatus: registrar=registered twin=9\r\u009b31m\u202e` // JSON escapes
+	os.WriteFile(filepath.Join(dir, "registrar.json"), []byte(`{"url": "http://10.0.2.2:8080", "farm_id": 1, "state": "error", "last_error": "`+evil+`"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "network.json"), []byte(`{"iface": "eth0\u001b[1A", "addresses": []}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "network-status.json"), []byte(`{"state": "searching", "error": "`+evil+`"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "hardware.json"), []byte(`{"cru": 1, "gpus": [{"vendor": "`+evil+`", "model": "m", "address": "0000:00:02.0"}]}`), 0o644)
+	s := load(dir)
+	for what, lines := range map[string][]string{"screen": s.lines(), "serial": s.serial()} {
+		for _, l := range lines {
+			if strings.ContainsFunc(l, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x202e }) {
+				t.Errorf("%s line keeps control characters: %q", what, l)
+			}
+			if strings.Contains(l, "twin=9") && strings.HasPrefix(l, "status: registrar=registered") {
+				t.Errorf("%s has a forged status line: %q", what, l)
+			}
+		}
+	}
+	if serial := strings.Join(s.serial(), "\n"); !strings.Contains(serial, `status: registrar error: x\x1b[2J\x1b]0;owned\x07\x0astatus: registrar=registered twin=9\x0d\x9b31m\u202e`) {
+		t.Errorf("serial block does not show the registrar's text as escapes:\n%s", serial)
+	}
+}
+
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)

@@ -14,7 +14,8 @@ import (
 // deployments forwards /api/v1/deployments and what is under it, as it
 // came (method, path, query, headers, body), to the workloads module's
 // socket, which the workloads fact names; the module checks every
-// signature. Answers stream (a followed log).
+// signature. Answers stream (a followed log, within the limits of
+// streams).
 func deployments(dir string) http.Handler {
 	socket := func() (string, bool) {
 		var f fact.Workloads
@@ -36,9 +37,14 @@ func deployments(dir string) http.Handler {
 			unavailable(w, "the workloads module does not answer: "+err.Error())
 		},
 	}
+	streams := newStreams()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := socket(); !ok {
 			unavailable(w, "the workloads module is not running yet")
+			return
+		}
+		if isStream(r) {
+			streams.serve(w, r, proxy)
 			return
 		}
 		proxy.ServeHTTP(w, r)

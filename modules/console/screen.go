@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gridnode/gridnode/internal/printable"
 	"github.com/gridnode/gridnode/internal/round"
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
@@ -261,7 +262,7 @@ func (s snapshot) lines() []string {
 		}
 	}
 	for i := range l {
-		l[i] = clip(strings.TrimRight(l[i], " "), 80)
+		l[i] = clip(strings.TrimRight(printable.String(l[i]), " "), 80)
 	}
 	return l
 }
@@ -269,6 +270,9 @@ func (s snapshot) lines() []string {
 // statusURL is where a person on the farm's network reads /status.
 func (s snapshot) statusURL() string {
 	addr := s.console.StatusAddr
+	if addr == "" {
+		return "not served: gridnode.status is not valid (see the console log)"
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) && s.network != nil && len(s.network.Addresses) > 0 {
 		ip, _, _ := strings.Cut(s.network.Addresses[0], "/")
@@ -324,6 +328,11 @@ func (s snapshot) serial() []string {
 			parts = append(parts, p)
 		}
 		l = append(l, "status: modules "+strings.Join(parts, " "))
+	}
+	// Facts carry text from outside (a registrar's error, a DHCP server's
+	// words, firmware strings): one line each, nothing a terminal acts on.
+	for i := range l {
+		l[i] = printable.String(l[i])
 	}
 	return l
 }

@@ -2,6 +2,8 @@ package network
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridnode/gridnode/internal/testutil"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 )
@@ -109,5 +112,67 @@ func TestParseStatic(t *testing.T) {
 		if _, _, err := parseStatic(bad); err == nil {
 			t.Errorf("parseStatic(%q) accepted", bad)
 		}
+	}
+}
+
+// httpsRegistrar serves any path over TLS with cert, stamping answers with
+// date (the registrar's claimed time).
+func httpsRegistrar(t *testing.T, cert tls.Certificate, date time.Time) *httptest.Server {
+	t.Helper()
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", date.UTC().Format(http.TimeFormat))
+		http.NotFound(w, r)
+	}))
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// A node whose clock is in 2001 takes the time from an HTTPS registrar
+// whose certificate verifies at the time the registrar claims; a
+// registrar it cannot verify, one that claims a time before the image was
+// built (an expired certificate's key would let an attacker claim its
+// validity) or decades after, and a certificate for another name do not
+// set the clock.
+func TestClockFromHTTPSRegistrar(t *testing.T) {
+	ca := testutil.NewCA(t)
+	now := time.Now()
+	built := now.AddDate(-1, 0, 0)
+	oldNow, oldRoots, oldBuilt := localNow, trustedRoots, imageBuilt
+	localNow = func() time.Time { return time.Date(2001, 9, 9, 1, 46, 40, 0, time.UTC).Add(time.Since(now)) }
+	trustedRoots = ca.Pool
+	imageBuilt = func() time.Time { return built }
+	t.Cleanup(func() { localNow, trustedRoots, imageBuilt = oldNow, oldRoots, oldBuilt })
+
+	valid := ca.Leaf(t, now.Add(-time.Hour), now.AddDate(0, 3, 0), "127.0.0.1")
+	for _, c := range []struct {
+		name  string
+		cert  tls.Certificate
+		date  time.Time
+		roots func() *x509.CertPool
+		err   string
+	}{
+		{name: "valid", cert: valid, date: now},
+		{name: "unknown CA", cert: testutil.NewCA(t).Leaf(t, now.Add(-time.Hour), now.AddDate(0, 3, 0), "127.0.0.1"), date: now, err: "certificate signed by unknown authority"},
+		{name: "other name", cert: ca.Leaf(t, now.Add(-time.Hour), now.AddDate(0, 3, 0), "registrar.example"), date: now, err: "doesn't contain any IP SANs"},
+		{name: "expired key, old time", cert: ca.Leaf(t, built.AddDate(-2, 0, 0), built.AddDate(-1, 0, 0), "127.0.0.1"), date: built.AddDate(-1, -6, 0), err: "before this image was built"},
+		{name: "far future", cert: ca.Leaf(t, built.AddDate(40, 0, 0), built.AddDate(41, 0, 0), "127.0.0.1"), date: built.AddDate(40, 6, 0), err: "more than 30 years after"},
+		{name: "claims a time its certificate is not valid at", cert: ca.Leaf(t, now.Add(-time.Hour), now.AddDate(0, 3, 0), "127.0.0.1"), date: now.AddDate(1, 0, 0), err: "nor at the time it claims"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := httpsRegistrar(t, c.cert, c.date)
+			var set []time.Time
+			got := syncClock(context.Background(), []string{"127.0.0.1"}, s.URL, func(t time.Time) error { set = append(set, t); return nil })
+			if c.err == "" {
+				if got.Source != "registrar" || got.Error != "" || len(set) != 1 || time.Until(set[0]).Abs() > 3*time.Second {
+					t.Fatalf("clock %+v, set to %v; want the registrar's time, about now", got, set)
+				}
+				return
+			}
+			if got.Source != "none" || !strings.Contains(got.Error, c.err) || len(set) != 0 {
+				t.Fatalf("clock %+v, set to %v; want no time taken, with %q", got, set, c.err)
+			}
+		})
 	}
 }

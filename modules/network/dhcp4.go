@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/gridnode/gridnode/internal/backoff"
@@ -124,8 +125,9 @@ func leaseTimes(l *nclient4.Lease) (t1, t2, exp time.Time, ok bool) {
 	return at.Add(r1), at.Add(r2), at.Add(d), true
 }
 
-// leaseConfig is what a lease asks the interface to be.
-func leaseConfig(l *nclient4.Lease) ifconfig {
+// leaseConfig is what a lease asks the interface to be, and the domain
+// and search values refused (searchDomains), quoted for a log line.
+func leaseConfig(l *nclient4.Lease) (ifconfig, []string) {
 	ack := l.ACK
 	mask := ack.SubnetMask()
 	if mask == nil {
@@ -138,16 +140,19 @@ func leaseConfig(l *nclient4.Lease) ifconfig {
 	if b := ack.Options.Get(dhcpv4.OptionInterfaceMTU); len(b) == 2 {
 		c.mtu = int(b[0])<<8 | int(b[1])
 	}
+	var search []string
 	if d := ack.DomainName(); d != "" {
-		c.search = append(c.search, d)
+		search = append(search, d)
 	}
 	if s := ack.DomainSearch(); s != nil {
-		c.search = append(c.search, s.Labels...)
+		search = append(search, s.Labels...)
 	}
+	var refused []string
+	c.search, refused = searchDomains(search)
 	if _, _, exp, ok := leaseTimes(l); ok {
 		c.life = time.Until(exp)
 	}
-	return c
+	return c, refused
 }
 
 var errExpired = errors.New("lease expired")
@@ -159,7 +164,10 @@ func (m *manager) hold(ctx context.Context, link netlink.Link, lease *nclient4.L
 	name, mac := link.Attrs().Name, link.Attrs().HardwareAddr.String()
 	renewals := 0
 	for {
-		c := leaseConfig(lease)
+		c, refused := leaseConfig(lease)
+		if len(refused) > 0 {
+			m.log.Warn(fmt.Sprintf("DHCP server %s sent domain or search values that are left out of %s: %s", lease.ACK.ServerIdentifier(), resolvConfPath, strings.Join(refused, ", ")), "iface", name)
+		}
 		if err := m.apply(link, c); err != nil {
 			m.log.Error("could not apply the DHCP lease", "iface", name, "err", err)
 			m.drop(link)

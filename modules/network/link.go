@@ -182,18 +182,6 @@ func (m *manager) drop(link netlink.Link) {
 	}
 }
 
-func writeResolvConf(dns []net.IP, search []string) error {
-	var b strings.Builder
-	b.WriteString("# written by gridnode's network module\n")
-	if len(search) > 0 {
-		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
-	}
-	for _, ip := range dns {
-		fmt.Fprintf(&b, "nameserver %s\n", ip)
-	}
-	return fact.WriteFile(resolvConfPath, []byte(b.String()), 0o644)
-}
-
 // parseStatic turns the static setting into an ifconfig.
 func parseStatic(s string) (string, ifconfig, error) {
 	st, err := config.ParseStatic(s)

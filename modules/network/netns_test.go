@@ -22,6 +22,7 @@ import (
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/insomniacslk/dhcp/rfc1035label"
 	uiorand "github.com/u-root/uio/rand"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -236,6 +237,7 @@ func newBenchLink(t *testing.T, network, force string, up bool, env ...string) *
 // dhcpd is a one-address DHCP server on server4 with a short lease.
 type dhcpd struct {
 	srv           *server4.Server
+	extra         []dhcpv4.Modifier // more options in every reply
 	ignoreUnicast atomic.Bool
 	renewals      atomic.Int32 // unicast REQUESTs with ciaddr (RENEWING)
 	rebinds       atomic.Int32 // broadcast REQUESTs with ciaddr (REBINDING)
@@ -278,7 +280,7 @@ func (d *dhcpd) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
 	default:
 		return
 	}
-	reply, err := dhcpv4.NewReplyFromRequest(m,
+	reply, err := dhcpv4.NewReplyFromRequest(m, append([]dhcpv4.Modifier{
 		dhcpv4.WithMessageType(typ),
 		dhcpv4.WithYourIP(clientIP),
 		dhcpv4.WithServerIP(serverIP),
@@ -286,10 +288,10 @@ func (d *dhcpd) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
 		dhcpv4.WithNetmask(net.CIDRMask(24, 32)),
 		dhcpv4.WithRouter(serverIP),
 		dhcpv4.WithDNS(serverIP),
-		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(8*time.Second)),
-		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(2*time.Second)),
-		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(4*time.Second)),
-	)
+		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(8 * time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(2 * time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(4 * time.Second)),
+	}, d.extra...)...)
 	if err != nil {
 		return
 	}
@@ -386,6 +388,30 @@ func TestDHCPLeaseRenewRebindRediscover(t *testing.T) {
 	})
 	if gw := b.defaultRoute(); !gw.Equal(serverIP) {
 		t.Errorf("after re-discovery: default route via %v, want %v", gw, serverIP)
+	}
+}
+
+// A DHCP server sends a domain that would add lines of its own to
+// resolv.conf, and search domains with a newline, an options line and one
+// overlong: only the valid search domain reaches resolv.conf, and the log
+// says what was left out.
+func TestDHCPHostileDomainsRefused(t *testing.T) {
+	b := newBench(t, "dhcp", "gnc0")
+	d := &dhcpd{extra: []dhcpv4.Modifier{
+		dhcpv4.WithOption(dhcpv4.OptDomainName("evil.example\noptions ndots:15 attempts:5\nnameserver 6.6.6.6")),
+		dhcpv4.WithOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: []string{
+			"farm.lan", "x\nnameserver 6.6.6.6", "options timeout:30", strings.Repeat("a", 60) + "." + strings.Repeat("b.", 100) + "com",
+		}})),
+	}}
+	b.startDHCP(d)
+	t.Cleanup(func() { d.srv.Close() })
+	waitFor(t, 20*time.Second, "the network fact with the leased address", func() bool {
+		f := b.network()
+		return len(f.Addresses) > 0 && f.Addresses[0] == "10.99.0.2/24"
+	})
+	rc, _ := os.ReadFile(b.resolv)
+	if want := "# written by gridnode's network module\nsearch farm.lan\nnameserver 10.99.0.1\n"; string(rc) != want {
+		t.Errorf("resolv.conf = %q, want %q", rc, want)
 	}
 }
 

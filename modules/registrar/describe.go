@@ -10,11 +10,18 @@ import (
 	"syscall"
 
 	"github.com/gridnode/gridnode/grid/client"
+	"github.com/gridnode/gridnode/internal/printable"
 )
 
 // describe says in a farmer's words what went wrong talking to the registrar
 // at base: "registrar http://10.0.2.2:8080 unreachable: connection refused".
+// The words go to the fact and the console; what the registrar wrote in
+// them (its error message) cannot act on a terminal (internal/printable).
 func describe(base string, err error) string {
+	return printable.String(explain(base, err))
+}
+
+func explain(base string, err error) string {
 	var se *stageError
 	doing := ""
 	if errors.As(err, &se) {

@@ -14,6 +14,17 @@ import (
 	"github.com/gridnode/gridnode/node/fact"
 )
 
+// realRegistrar runs the project's registrar in-process on a SQLite store.
+func realRegistrar(t *testing.T, strict bool) *httptest.Server {
+	t.Helper()
+	st, err := registrar.OpenStore(context.Background(), filepath.Join(t.TempDir(), "registrar.db"))
+	must(t, err)
+	srv := registrar.New(registrar.Config{Store: st, StrictAuth: strict, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
+	return hs
+}
+
 // The module against the project's registrar: registers, reports, is the
 // same node after a reboot, and PATCHes a change; in strict mode too (the
 // registrar says so on every answer, and the node signs strictly without
@@ -27,11 +38,7 @@ func TestRealRegistrar(t *testing.T) {
 func testRealRegistrar(t *testing.T, strict bool) {
 	n := newNode(t, false)
 	ctx := context.Background()
-	st, err := registrar.OpenStore(ctx, filepath.Join(t.TempDir(), "registrar.db"))
-	must(t, err)
-	srv := registrar.New(registrar.Config{Store: st, StrictAuth: strict, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	hs := httptest.NewServer(srv)
-	defer func() { hs.Close(); srv.Close(); st.Close() }()
+	hs := realRegistrar(t, strict)
 	farmID := farm(t, hs.URL)
 
 	s := &sleeper{step: make(chan struct{})}

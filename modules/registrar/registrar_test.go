@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -441,5 +442,110 @@ func TestDescribe(t *testing.T) {
 	}
 	if got := describe("http://r", errors.New("reading the hardware fact: boom")); got != "reading the hardware fact: boom" {
 		t.Errorf("%q", got)
+	}
+}
+
+// A registrar whose error text carries escape sequences and a forged
+// status line: the fact (which the console prints) has them as inert
+// escapes, on one line.
+func TestHostileErrorTextIsInert(t *testing.T) {
+	newNode(t, true)
+	reg := regtest.New()
+	reg.Fail = func(r *http.Request) (int, string) {
+		if strings.HasSuffix(r.URL.Path, "/uptime") {
+			return http.StatusServiceUnavailable, "down\x1b[2J\x1b]0;owned\x07\nstatus: registrar=registered\r\u009b31m"
+		}
+		return 0, ""
+	}
+	srv := reg.Start()
+	defer srv.Close()
+	farmID := farm(t, srv.URL)
+	start(t, srv.URL, farmID, &sleeper{step: make(chan struct{})})
+	f := waitFact(t, "in error", func(f fact.Registrar) bool { return f.State == fact.RegError && f.LastError != "" })
+	if strings.ContainsFunc(f.LastError, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) {
+		t.Fatalf("last_error keeps control characters: %q", f.LastError)
+	}
+	if !strings.Contains(f.LastError, `down\x1b[2J\x1b]0;owned\x07\x0astatus: registrar=registered\x0d\x9b31m`) {
+		t.Fatalf("last_error %q does not show the registrar's text as escapes", f.LastError)
+	}
+}
+
+// The node warns once per boot (not again when the module restarts) about
+// a registrar reached over plain HTTP on another machine, the public dev
+// and test presets among them; not about HTTPS or the loopback.
+func TestPlainHTTPWarning(t *testing.T) {
+	for _, c := range []struct {
+		registrar string
+		warn      bool
+	}{
+		{"dev", true}, {"test", true}, {"http://10.0.2.2:8080", true}, {"http://[fd00::1]:8080", true}, {"http://registrar.farm.lan", true},
+		{"qa", false}, {"main", false}, {"https://10.0.2.2:8443", false},
+		{"http://127.0.0.1:8080", false}, {"http://localhost:8080", false}, {"http://[::1]:8080", false},
+	} {
+		t.Setenv("GRIDNODE_RUN", t.TempDir()) // a new boot
+		url := config.Node{Registrar: c.registrar}.RegistrarURL()
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		if got := warnPlainHTTP(url, log); got != c.warn {
+			t.Errorf("%s (%s): warned %v, want %v", c.registrar, url, got, c.warn)
+		}
+		if warnPlainHTTP(url, log) {
+			t.Errorf("%s: warned twice in one boot", c.registrar)
+		}
+		if c.warn && (strings.Count(logs.String(), "plain HTTP") != 1 || !strings.Contains(logs.String(), url)) {
+			t.Errorf("%s: log %q, want one warning naming %s", c.registrar, logs.String(), url)
+		}
+	}
+}
+
+// Someone else changes the node's record on the registrar (here with the
+// node's key; an operator editing the store is the same to the node): at
+// its next read-back the node says so and sets the record back.
+func TestRecordChangedElsewhereIsSetBack(t *testing.T) {
+	n := newNode(t, false)
+	old := recheckEvery
+	recheckEvery = 20 * time.Second // every second uptime round (10 s)
+	defer func() { recheckEvery = old }()
+	ctx := context.Background()
+	hs := realRegistrar(t, false)
+	farmID := farm(t, hs.URL)
+	farmer, err := client.New(hs.URL, ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32)), client.Options{})
+	must(t, err)
+	_, err = farmer.EnsureAccount(ctx)
+	must(t, err)
+	other, err := farmer.CreateFarm(ctx, api.CreateFarm{FarmName: "otherfarm", StellarAddress: stellar})
+	must(t, err)
+
+	s := &sleeper{step: make(chan struct{})}
+	r := start(t, hs.URL, farmID, s)
+	f := waitFact(t, "registered", func(f fact.Registrar) bool { return f.State == fact.RegRegistered && f.UptimeSent == 1 })
+
+	// Someone moves the node to another farm and changes its capacity.
+	c, err := client.New(hs.URL, n.key, client.Options{})
+	must(t, err)
+	_, err = c.EnsureAccount(ctx)
+	must(t, err)
+	rec, err := c.Node(ctx, f.NodeID)
+	must(t, err)
+	changed := fromNode(rec)
+	changed.FarmID, changed.Resources.HRU = other, 1<<40
+	must(t, c.UpdateNode(ctx, f.NodeID, changed))
+
+	// The next round is not due for a read-back; the one after is.
+	s.step <- struct{}{}
+	waitFact(t, "a second uptime", func(f fact.Registrar) bool { return f.UptimeSent == 2 })
+	if strings.Contains(r.logs.String(), "changed by someone else") {
+		t.Fatal("read back before recheckEvery")
+	}
+	s.step <- struct{}{}
+	waitFact(t, "a third uptime", func(f fact.Registrar) bool { return f.UptimeSent == 3 })
+	got, err := c.Node(ctx, f.NodeID)
+	must(t, err)
+	if got.FarmID != farmID || got.Resources.HRU != 16<<30 {
+		t.Fatalf("after the read-back the record says farm %d hru %d; want farm %d hru %d set back", got.FarmID, got.Resources.HRU, farmID, 16<<30)
+	}
+	want := fmt.Sprintf("node %d's record on the registrar was changed by someone else (farm %d → %d, capacity", f.NodeID, farmID, other)
+	if !strings.Contains(r.logs.String(), want) {
+		t.Fatalf("the log does not say %q:\n%s", want, r.logs.String())
 	}
 }

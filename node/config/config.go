@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -50,7 +51,9 @@ type Node struct {
 	DiskType map[string]string `yaml:"disktype,omitempty" json:"disktype,omitempty"`
 	// Hostname of the node; empty means derived from the node key.
 	Hostname string `yaml:"hostname,omitempty" json:"hostname,omitempty"`
-	// Status is the listen address of the read-only status endpoint.
+	// Status is where the status endpoint (and the deployments API) listens:
+	// HOST:PORT, :PORT (every address), or mgmt:PORT (only connections that
+	// arrive on the management NIC); see ParseStatus.
 	Status string `yaml:"status,omitempty" json:"status"`
 	// NTP servers; empty means pool.ntp.org, then the registrar's clock.
 	NTP []string `yaml:"ntp,omitempty" json:"ntp,omitempty"`
@@ -169,10 +172,47 @@ func (n Node) Validate() error {
 			return fmt.Errorf("deployers %q: want twin ids (TWIN,TWIN) or any", d)
 		}
 	}
+	if _, err := ParseStatus(n.Status); err != nil {
+		return err
+	}
 	if m := strings.TrimPrefix(n.RegistryMirror, "http://"); n.RegistryMirror != "" && (m == "" || strings.ContainsAny(m, "/ ") || strings.HasPrefix(m, "https:")) {
 		return fmt.Errorf("registry_mirror %q: want HOST[:PORT], or http://HOST[:PORT] for a mirror without TLS", n.RegistryMirror)
 	}
 	return nil
+}
+
+// Mgmt is the host part of a status address that means "the management
+// NIC": mgmt:9100.
+const Mgmt = "mgmt"
+
+// StatusAddr is a parsed gridnode.status.
+type StatusAddr struct {
+	// Mgmt says the endpoint takes connections that arrive on the
+	// management NIC only, whatever its addresses (DHCP may change them),
+	// on Port; Addr is then ":PORT".
+	Mgmt bool
+	// Addr is what to listen on (net.Listen's "tcp" address).
+	Addr string
+	Port string
+}
+
+// ParseStatus parses gridnode.status: "HOST:PORT", ":PORT" or
+// "mgmt:PORT"; empty means ":9100".
+func ParseStatus(s string) (StatusAddr, error) {
+	if s == "" {
+		s = ":9100"
+	}
+	host, port, err := net.SplitHostPort(s)
+	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
+		return StatusAddr{}, fmt.Errorf("status %q: want HOST:PORT, :PORT or mgmt:PORT (only the management NIC), e.g. mgmt:9100", s)
+	}
+	if host == Mgmt {
+		return StatusAddr{Mgmt: true, Addr: ":" + port, Port: port}, nil
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return StatusAddr{}, fmt.Errorf("status %q: the host must be an IP address (or mgmt: the management NIC)", s)
+	}
+	return StatusAddr{Addr: s, Port: port}, nil
 }
 
 // Static is a static network configuration.

@@ -138,3 +138,27 @@ func TestApplyKVSkippingSkipsBadLines(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStatus(t *testing.T) {
+	for in, want := range map[string]StatusAddr{
+		"":               {Addr: ":9100", Port: "9100"},
+		":9100":          {Addr: ":9100", Port: "9100"},
+		"10.0.2.15:9200": {Addr: "10.0.2.15:9200", Port: "9200"},
+		"[::1]:9100":     {Addr: "[::1]:9100", Port: "9100"},
+		"mgmt:9100":      {Mgmt: true, Addr: ":9100", Port: "9100"},
+	} {
+		if got, err := ParseStatus(in); err != nil || got != want {
+			t.Errorf("ParseStatus(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"mgmt", "9100", "eth0:9100", "node.local:9100", ":70000", ":http"} {
+		if _, err := ParseStatus(bad); err == nil {
+			t.Errorf("ParseStatus(%q) accepted", bad)
+		}
+	}
+	n := Default()
+	n.Status = "mgmt"
+	if err := n.Validate(); err == nil || !strings.Contains(err.Error(), "mgmt:PORT") {
+		t.Errorf("Validate with status=mgmt: %v", err)
+	}
+}
