@@ -98,3 +98,5 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+replace github.com/diskfs/go-diskfs => ./third_party/go-diskfs

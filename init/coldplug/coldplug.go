@@ -308,6 +308,7 @@ func (l *Loader) Fact() fact.Coldplug {
 
 func (l *Loader) publish() fact.Coldplug {
 	f := l.Fact()
+	f.At = fact.SinceBoot().Seconds()
 	if !l.NoPublish {
 		if err := l.Publish(fact.NameColdplug, f); err != nil {
 			l.Logf("coldplug: cannot publish fact: %v", err)

@@ -75,21 +75,39 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 	// that an SSD a second late is not passed over for an HDD. The first
 	// fact waits up to settle for a cache to show up, so that a node does
 	// not start with an ephemeral key because its disk was slow.
+	//
+	// The quiet counts from PID 1's last driver load at the latest (see
+	// quietSince). Disks behind AHCI and virtio are there when their
+	// driver's load returns (the kernel finishes a module's asynchronous
+	// probing first); NVMe namespaces and SCSI and USB scans come after,
+	// within about a second of their host (usb-storage waits 1 s): 3 s
+	// covers that, and any change starts the count again.
 	const (
-		quiet  = 4 * time.Second
+		quiet  = 3 * time.Second
 		settle = 20 * time.Second
 		poll   = time.Second
 	)
 	start := time.Now()
 	var last *fact.Storage
 	seen, seenAt := "", time.Now()
+	first := true
 	for {
 		if err := fact.Read(fact.NameHardware, &hw); err != nil {
 			log.Warn("reading the hardware fact", "err", err)
 		}
 		if disks := kernelDisks(n.sysDir); disks != seen {
 			seen, seenAt = disks, time.Now()
+			if first {
+				// The list the module first sees has not changed since
+				// PID 1 last loaded a driver, at the latest: count the
+				// quiet from then, not from this module's start.
+				var cp fact.Coldplug
+				if fact.Read(fact.NameColdplug, &cp) == nil {
+					seenAt = quietSince(seenAt, fact.SinceBoot(), cp.At)
+				}
+			}
 		}
+		first = false
 		n.mayCreate = time.Since(seenAt) >= quiet && listsAll(hw, seen)
 		f := n.scan(hw)
 		early := last == nil && f.Cache == nil && time.Since(start) < settle
@@ -103,6 +121,9 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 		wait := Interval
 		if early || (f.Cache == nil && !n.mayCreate) {
 			wait = poll
+			if left := quiet - time.Since(seenAt); f.Cache == nil && seen != "" && left > 0 && left < wait {
+				wait = left // make the cache the moment the list has been quiet
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -110,6 +131,17 @@ func Run(ctx context.Context, cfg config.Node, log *slog.Logger) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// quietSince is when a disk list first seen at now (since boot: uptime)
+// last changed at the latest, given that the drivers last changed at
+// driversAt seconds since boot (0: unknown).
+func quietSince(now time.Time, uptime time.Duration, driversAt float64) time.Time {
+	at := time.Duration(driversAt * float64(time.Second))
+	if driversAt <= 0 || at > uptime {
+		return now
+	}
+	return now.Add(at - uptime)
 }
 
 // kernelDisks lists the kernel's block devices that have a size, the ones

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gridnode/gridnode/internal/need"
 	"github.com/gridnode/gridnode/node/config"
@@ -332,5 +333,25 @@ func TestNoDiskStillPublishes(t *testing.T) {
 	}
 	if msg := noCacheMessage(f); !strings.Contains(msg, "no usable disk") {
 		t.Errorf("message %q", msg)
+	}
+}
+
+// The quiet of the first disk list counts from the last driver load, and
+// never from the future or from nothing.
+func TestQuietSince(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, c := range []struct {
+		uptime    time.Duration
+		driversAt float64
+		want      time.Time
+	}{
+		{10 * time.Second, 8.5, now.Add(-1500 * time.Millisecond)},
+		{10 * time.Second, 0, now},  // no coldplug fact time
+		{10 * time.Second, 12, now}, // a time after now: not believed
+		{0, 3, now},                 // no boot time
+	} {
+		if got := quietSince(now, c.uptime, c.driversAt); !got.Equal(c.want) {
+			t.Errorf("quietSince(now, %s, %v) = now%+v, want now%+v", c.uptime, c.driversAt, got.Sub(now), c.want.Sub(now))
+		}
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/gridnode/gridnode/upgrade/kexec"
 )
@@ -36,7 +34,7 @@ const (
 func (m *module) trial(ctx context.Context) bool {
 	deadline := m.cfg.UpgradeTrial.D()
 	st, _ := m.store.Load()
-	t := &fact.UpgradeTrial{Version: m.running, Deadline: time.Now().Add(deadline - bootTime()).UTC().Truncate(time.Second)}
+	t := &fact.UpgradeTrial{Version: m.running, Deadline: time.Now().Add(deadline - fact.SinceBoot()).UTC().Truncate(time.Second)}
 	if st.Trial != nil {
 		t.From = st.Trial.From
 	}
@@ -57,7 +55,7 @@ func (m *module) trial(ctx context.Context) bool {
 		if ok {
 			break
 		}
-		if hopeless || bootTime() >= deadline {
+		if hopeless || fact.SinceBoot() >= deadline {
 			g.end(false)
 			why := fmt.Sprintf("not healthy within %s", deadline)
 			if hopeless {
@@ -90,7 +88,7 @@ func (m *module) trial(ctx context.Context) bool {
 
 	m.fact.State, m.fact.Message, m.fact.Trial.Waiting = fact.UpgInstalling, "healthy", nil
 	m.publish()
-	m.log.Info(fmt.Sprintf("%s is healthy, %s after its kernel started", m.running, bootTime().Round(time.Second)))
+	m.log.Info(fmt.Sprintf("%s is healthy, %s after its kernel started", m.running, fact.SinceBoot().Round(time.Second)))
 	m.fact.Medium = m.install()
 	m.log.Info("boot medium: " + m.fact.Medium)
 	g.end(true)
@@ -107,7 +105,7 @@ func (m *module) trial(ctx context.Context) bool {
 
 // view reads the facts the trial's health is judged on.
 func (m *module) view(ran []string, deadline time.Duration) view {
-	v := view{self: Name, ran: ran, elapsed: bootTime(), deadline: deadline}
+	v := view{self: Name, ran: ran, elapsed: fact.SinceBoot(), deadline: deadline}
 	var mods fact.Modules
 	if fact.Read(fact.NameModules, &mods) == nil {
 		v.modules = mods
@@ -179,7 +177,7 @@ func guard(dog *kexec.Dog, deadline time.Duration) *guarding {
 			case <-g.stop:
 				return
 			case <-t.C:
-				if bootTime() < deadline {
+				if fact.SinceBoot() < deadline {
 					dog.Keepalive()
 				}
 			}
@@ -206,13 +204,4 @@ func (g *guarding) end(disarm bool) {
 	} else {
 		g.dog.Leave()
 	}
-}
-
-// bootTime is how long the running kernel has been up.
-func bootTime() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
 }

@@ -1,0 +1,6 @@
+package version
+
+const (
+	// AppName name and URL to app
+	AppName = "https://github.com/diskfs/go-diskfs"
+)
