@@ -60,7 +60,7 @@ release: deps build
 	@bash .ci/release.sh $(VERSION)
 
 lint:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' ':!third_party'))" || (gofmt -l $$(git ls-files '*.go' ':!third_party'); exit 1)
 	$(GO) vet ./...
 	@bash .ci/layers.sh
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest

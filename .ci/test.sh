@@ -13,7 +13,8 @@ GRIDNODE_TEST_POSTGRES=$(bash .ci/postgres.sh)
 export GRIDNODE_TEST_POSTGRES
 
 echo "== lint"
-unformatted=$(gofmt -l $(git ls-files '*.go'))
+# third_party/ is upstream code, kept byte for byte but for its patches.
+unformatted=$(gofmt -l $(git ls-files '*.go' ':!third_party'))
 if [ -n "$unformatted" ]; then echo "gofmt: $unformatted"; exit 1; fi
 go vet ./...
 bash .ci/layers.sh
