@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gridnode/gridnode/internal/testutil"
+	"github.com/gridnode/gridnode/workload/netplumb"
 
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
@@ -90,31 +91,6 @@ func requireRoot(t *testing.T) {
 		t.Fatal("this test needs root (network namespaces, veth); CI runs as root, so something is wrong")
 	}
 	t.Skip("skipping: needs root for network namespaces and veth (run as root, as CI does)")
-}
-
-// inNS runs fn on a thread switched into ns. The thread is thrown away if it
-// cannot be switched back.
-func inNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
 }
 
 // newNS makes a new, unnamed network namespace.
@@ -246,7 +222,7 @@ type dhcpd struct {
 func (b *bench) startDHCP(d *dhcpd) {
 	b.t.Helper()
 	var conn *net.UDPConn
-	err := inNS(b.sns, func() (err error) {
+	err := netplumb.InNamespace(b.sns, func() (err error) {
 		conn, err = server4.NewIPv4UDPConn("gns0", &net.UDPAddr{Port: dhcpv4.ServerPort})
 		return err
 	})
