@@ -89,7 +89,7 @@ func boot(t *testing.T, o qemu.Options) *qemu.VM {
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
-	if testing.Verbose() {
+	if testing.Verbose() && o.ConsoleOut == nil {
 		o.ConsoleOut = prefixWriter{t}
 	}
 	vm, err := qemu.Start(context.Background(), o)
