@@ -146,8 +146,14 @@ func SBOM(w io.Writer, in SBOMInput) error {
 	}
 	mods := append([]*debug.Module{&main}, bi.Deps...)
 	for _, m := range mods {
-		if m.Replace != nil {
-			m = m.Replace
+		local := ""
+		if r := m.Replace; r != nil && (r.Version == "" || r.Version == "(devel)") {
+			// A folder in the tree (go.mod replaces it with a patched copy,
+			// third_party/): the module and version it is a copy of, and
+			// where the copy lives.
+			local = r.Path
+		} else if r != nil {
+			m = r
 		}
 		p := spdxPackage{
 			SPDXID:           spdxID("go", m.Path),
@@ -155,6 +161,11 @@ func SBOM(w io.Writer, in SBOMInput) error {
 			VersionInfo:      m.Version,
 			DownloadLocation: "NOASSERTION",
 			ExternalRefs:     []spdxRef{purl("pkg:golang/" + m.Path + "@" + escape(m.Version))},
+		}
+		if local != "" {
+			p.Comment = "patched copy in the source tree at " + local + " (go.mod replace)"
+			add(p)
+			continue
 		}
 		if strings.HasPrefix(m.Version, "v") && m != &main {
 			p.DownloadLocation = "https://proxy.golang.org/" + m.Path + "/@v/" + m.Version + ".zip"
