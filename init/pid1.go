@@ -22,7 +22,6 @@ import (
 	"github.com/gridnode/gridnode/node/config"
 	"github.com/gridnode/gridnode/node/fact"
 	"github.com/gridnode/gridnode/upgrade/kexec"
-	"github.com/gridnode/gridnode/workload/kernel"
 	"golang.org/x/sys/unix"
 )
 
@@ -253,18 +252,7 @@ func startDrivers(ctx context.Context, con *console) *coldplug.Loader {
 	// module first mounts (the kernel's modprobe call then costs half a
 	// second on an emulated machine, on the way to ready). Not beside
 	// coldplug: there it slows the device drivers by as much.
-	//
-	// The workloads module's kernel modules (overlay, bridge, nf_tables…)
-	// follow for the same reason: that module starts only once storage is
-	// ready, and loading them then (1.75 s on an emulated machine) was the
-	// last step before ready. Loaded here, they load while the network and
-	// storage modules start, and the workloads module finds them there.
-	go func() {
-		loader.Modprobe("fs-ext4")
-		for _, m := range kernel.Modules {
-			loader.Modprobe(m)
-		}
-	}()
+	go loader.Modprobe("fs-ext4")
 	if ue != nil {
 		go func() {
 			defer func() {

@@ -7,9 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 )
 
@@ -25,9 +23,6 @@ var Modules = []string{
 // (`/init modprobe`, which knows the image's modules.dep); a module built
 // into the kernel or already loaded is no error.
 func Load(ctx context.Context, initPath string) error {
-	if loaded("/sys/module") {
-		return nil // PID 1 loads them while the node starts (init/pid1.go)
-	}
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, initPath, append([]string{"modprobe"}, Modules...)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -35,15 +30,4 @@ func Load(ctx context.Context, initPath string) error {
 		return fmt.Errorf("loading the workload kernel modules (%s): %v: %s", strings.Join(Modules, " "), err, strings.TrimSpace(out.String()))
 	}
 	return nil
-}
-
-// loaded says whether every one of Modules is in the kernel, as sysfs
-// lists it under dir: then there is no program to run.
-func loaded(dir string) bool {
-	for _, m := range Modules {
-		if _, err := os.Stat(filepath.Join(dir, strings.ReplaceAll(m, "-", "_"))); err != nil {
-			return false
-		}
-	}
-	return true
 }
