@@ -114,12 +114,6 @@ Runs: gridnode %[10]v; runc %[4]s %[11]v; runc %[3]s %[12]v. Load average at the
 		float64(ma)/float64(mb), float64(ma)/float64(md), roundedMS(a), roundedMS(b), roundedMS(d), loadavg()))
 }
 
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b) + " ? ? ?")
-	return strings.Join(f[:3], " ")
-}
-
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func roundedMS(d []time.Duration) []string {

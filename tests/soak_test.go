@@ -229,11 +229,11 @@ until that module is ready again.
 | registration | twin %d, node %d, key unchanged; 1 node on the registrar |
 | plain-HTTP warning | said %d time(s) in the boot, whatever the registrar module's restarts |
 
-The machine was shared with other engineers' builds and tests while it ran:
-the restart times are upper bounds.`,
+Load average at the end: %s (above 2, other work shared the 2 cores and the
+restart times are upper bounds).`,
 		verdict, kills, time.Now().UTC().Format("2006-01-02"), machine(), kills, elapsed.Round(time.Second), strings.Join(mods, ", "),
 		pct(back, 50), pct(back, 95), back[len(back)-1].Round(100*time.Millisecond), maxZombies,
-		after.Registrar.TwinID, after.Registrar.NodeID, warnings))
+		after.Registrar.TwinID, after.Registrar.NodeID, warnings, loadavg()))
 }
 
 // TestSoakPowerCuts: SOAK_CUTS times (50 by default), a node's first boot
@@ -350,10 +350,10 @@ the same disk, then the next boot starts.
 | keys found damaged past repair | %d |
 | at the end | registered as twin %d, node %d; the registrar created one node and one account for it, with the key the node runs with |
 
-The machine was shared with other engineers' builds and tests while it ran.`,
+Load average at the end: %s.`,
 		verdict, cuts, time.Now().UTC().Format("2006-01-02"), machine(), window.Round(time.Second)*4/5, window.Round(time.Second),
 		cuts, elapsed.Round(time.Second), strings.Join(st, ", "), created1, restored, damaged,
-		final.Registrar.TwinID, final.Registrar.NodeID))
+		final.Registrar.TwinID, final.Registrar.NodeID, loadavg()))
 }
 
 // lastStage names how far a cut boot got, from its console.
